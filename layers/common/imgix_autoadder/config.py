@@ -1,0 +1,151 @@
+"""The one place configuration is read: environment variables, validated at cold start.
+
+Every problem is reported at once, so a misconfigured deploy fails its first invocation
+with a message that names each bad variable instead of failing later, record by record.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# imgix limits published for the Management API (requests per second unless noted).
+PUBLISHED_DEFAULT_PER_SECOND = 4.0
+PUBLISHED_REFRESH_PER_MINUTE = 10.0
+PUBLISHED_UPLOAD_PER_SECOND = 2.0
+PUBLISHED_PURGE_PER_SECOND = 10.0
+
+DIRECT_UPLOAD_LIMIT_BYTES = 30 * 1024 * 1024
+UPLOAD_SESSION_MAX_BYTES = 5 * 1024**3
+SOURCE_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
+INGEST_DISPOSITIONS = ("delete", "tag", "keep")
+
+
+class ConfigError(ValueError):
+    """Raised at cold start when the environment cannot run the function."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key_secret: str
+    source_ids: tuple[str, ...]
+    api_base_url: str = "https://api.imgix.com"
+    state_table: str = ""
+    dead_letter_queue_url: str = ""
+    connect_timeout_s: float = 3.05
+    read_timeout_s: float = 15.0
+    max_retries: int = 5
+    backoff_factor_s: float = 0.5
+    retry_after_max_s: int = 20
+    max_parallel_requests: int = 4
+    # Client-side pacing for this one execution environment: the template divides the
+    # published limits by the SQS event source's MaximumConcurrency.
+    default_per_second: float = PUBLISHED_DEFAULT_PER_SECOND
+    refresh_per_minute: float = PUBLISHED_REFRESH_PER_MINUTE
+    upload_per_second: float = PUBLISHED_UPLOAD_PER_SECOND
+    purge_per_second: float = PUBLISHED_PURGE_PER_SECOND
+    direct_upload_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES
+    upload_state_machine_arn: str = ""
+    ingest_disposition: str = "delete"
+    upload_chunk_bytes: int = 8 * 1024 * 1024
+    upload_url_host_pattern: str = r"^[a-z0-9.-]+\.(amazonaws\.com|googleapis\.com)$"
+    upload_url_allow_http: bool = False
+
+
+def _number[T: (int, float)](
+    env: Mapping[str, str], name: str, cast: type[T], default: T, low: T, problems: list[str]
+) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r} is not a {cast.__name__}")
+        return default
+    if value < low:
+        problems.append(f"{name}={raw!r} must be >= {low}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...] = ()) -> Settings:
+    """Read and validate the environment; raise ConfigError naming every problem.
+
+    `required` names the optional variables this particular function cannot run without.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = [
+        f"{name} is required by this function" for name in required if not env.get(name, "").strip()
+    ]
+
+    secret = env.get("IMGIX_API_KEY_SECRET", "").strip()
+    if not secret:
+        problems.append("IMGIX_API_KEY_SECRET (Secrets Manager name or ARN) is required")
+
+    source_ids = tuple(s.strip() for s in env.get("IMGIX_SOURCE_IDS", "").split(",") if s.strip())
+    if not source_ids:
+        problems.append("IMGIX_SOURCE_IDS (comma-separated imgix Source ids) is required")
+    problems.extend(
+        f"IMGIX_SOURCE_IDS entry {sid!r} is not a 24-character hex Source id"
+        for sid in source_ids
+        if not SOURCE_ID_PATTERN.match(sid)
+    )
+
+    base_url = env.get("IMGIX_API_BASE_URL", "https://api.imgix.com").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+$", base_url):
+        problems.append(f"IMGIX_API_BASE_URL={base_url!r} must be scheme://host[:port]")
+
+    disposition = env.get("INGEST_DISPOSITION", "delete")
+    if disposition not in INGEST_DISPOSITIONS:
+        problems.append(f"INGEST_DISPOSITION={disposition!r} must be one of {INGEST_DISPOSITIONS}")
+
+    host_pattern = env.get("UPLOAD_URL_HOST_PATTERN", Settings.upload_url_host_pattern)
+    try:
+        re.compile(host_pattern)
+    except re.error as exc:
+        problems.append(f"UPLOAD_URL_HOST_PATTERN is not a regular expression: {exc}")
+
+    settings = Settings(
+        api_key_secret=secret,
+        source_ids=source_ids,
+        api_base_url=base_url,
+        state_table=env.get("STATE_TABLE", ""),
+        dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
+        connect_timeout_s=_number(env, "HTTP_CONNECT_TIMEOUT", float, 3.05, 0.01, problems),
+        read_timeout_s=_number(env, "HTTP_READ_TIMEOUT", float, 15.0, 0.01, problems),
+        max_retries=_number(env, "HTTP_MAX_RETRIES", int, 5, 0, problems),
+        backoff_factor_s=_number(env, "HTTP_BACKOFF_FACTOR", float, 0.5, 0.0, problems),
+        retry_after_max_s=_number(env, "HTTP_RETRY_AFTER_MAX", int, 20, 0, problems),
+        max_parallel_requests=_number(env, "MAX_PARALLEL_REQUESTS", int, 4, 1, problems),
+        default_per_second=_number(
+            env, "IMGIX_DEFAULT_PER_SECOND", float, PUBLISHED_DEFAULT_PER_SECOND, 0.0, problems
+        ),
+        refresh_per_minute=_number(
+            env, "IMGIX_REFRESH_PER_MINUTE", float, PUBLISHED_REFRESH_PER_MINUTE, 0.0, problems
+        ),
+        upload_per_second=_number(
+            env, "IMGIX_UPLOAD_PER_SECOND", float, PUBLISHED_UPLOAD_PER_SECOND, 0.0, problems
+        ),
+        purge_per_second=_number(
+            env, "IMGIX_PURGE_PER_SECOND", float, PUBLISHED_PURGE_PER_SECOND, 0.0, problems
+        ),
+        direct_upload_limit_bytes=_number(
+            env, "DIRECT_UPLOAD_LIMIT_BYTES", int, DIRECT_UPLOAD_LIMIT_BYTES, 1, problems
+        ),
+        upload_state_machine_arn=env.get("UPLOAD_STATE_MACHINE_ARN", ""),
+        ingest_disposition=disposition,
+        upload_chunk_bytes=_number(
+            env, "UPLOAD_CHUNK_BYTES", int, 8 * 1024 * 1024, 64 * 1024, problems
+        ),
+        upload_url_host_pattern=host_pattern,
+        upload_url_allow_http=env.get("UPLOAD_URL_ALLOW_HTTP", "false").lower() == "true",
+    )
+    if settings.direct_upload_limit_bytes > DIRECT_UPLOAD_LIMIT_BYTES:
+        problems.append(
+            f"DIRECT_UPLOAD_LIMIT_BYTES may not exceed imgix's {DIRECT_UPLOAD_LIMIT_BYTES} bytes"
+        )
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return settings

@@ -1,0 +1,206 @@
+"""Decide, per S3 key, what imgix must be told, and tell it: add, refresh, purge or nothing.
+
+The batch is parsed first and coalesced per (bucket, key), so that several events for
+one key in a batch cost one API call, made for the newest event (by S3's sequencer).
+Each message then gets one outcome: done, skipped, poison (DLQ with reason) or retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from imgix_autoadder.imgix_client import ImgixClient, ImgixError, ImgixNotFound
+from imgix_autoadder.s3_events import ObjectChange, PoisonRecord, parse_message_body
+from imgix_autoadder.sources import SourceMap, Target
+from imgix_autoadder.state import StateStore
+
+
+class Log(Protocol):
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class Status(StrEnum):
+    DONE = "done"
+    SKIPPED = "skipped"
+    POISON = "poison"  # no retry can help: to the DLQ with the reason
+    RETRY = "retry"  # transient: report as a batch item failure
+
+    @property
+    def severity(self) -> int:
+        return [Status.SKIPPED, Status.DONE, Status.POISON, Status.RETRY].index(self)
+
+
+class Action(StrEnum):
+    ADD = "add"
+    REFRESH = "refresh"
+    PURGE = "purge"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    body: str
+
+
+@dataclass
+class Result:
+    status: Status
+    reason: str = ""
+    api_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BatchReport:
+    results: dict[str, Result] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    api_latency_ms: list[float] = field(default_factory=list)
+
+    def merge(self, message_id: str, result: Result) -> None:
+        current = self.results.get(message_id)
+        if current is None or result.status.severity > current.status.severity:
+            self.results[message_id] = result
+
+
+@dataclass
+class _KeyWork:
+    bucket: str
+    key: str
+    targets: list[Target]
+    changes: list[tuple[ObjectChange, str]] = field(default_factory=list)
+
+    @property
+    def latest(self) -> ObjectChange:
+        return max((c for c, _ in self.changes), key=ObjectChange.order)
+
+
+class Indexer:
+    def __init__(
+        self,
+        client: ImgixClient,
+        sources: SourceMap,
+        state: StateStore,
+        log: Log,
+        max_parallel: int = 4,
+    ) -> None:
+        self._client = client
+        self._sources = sources
+        self._state = state
+        self._log = log
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="imgix")
+
+    def process(self, messages: Sequence[Message]) -> BatchReport:
+        report = BatchReport()
+        work: dict[tuple[str, str], _KeyWork] = {}
+        for message in messages:
+            self._collect(message, work, report)
+        for key_work, (result, action) in zip(
+            work.values(), self._pool.map(self._apply_safely, work.values()), strict=True
+        ):
+            report.counts[
+                action.value if result.status is Status.DONE else result.status.value
+            ] += 1
+            report.api_latency_ms.extend(result.api_ms)
+            for _, message_id in key_work.changes:
+                report.merge(message_id, result)
+        return report
+
+    def _collect(
+        self, message: Message, work: dict[tuple[str, str], _KeyWork], report: BatchReport
+    ) -> None:
+        try:
+            changes = parse_message_body(message.body)
+        except PoisonRecord as exc:
+            self._log.warning(
+                "poison record", extra={"message_id": message.message_id, "reason": str(exc)}
+            )
+            report.merge(message.message_id, Result(Status.POISON, str(exc)))
+            report.counts["poison"] += 1
+            return
+        report.merge(message.message_id, Result(Status.SKIPPED, "no object change to index"))
+        for change in changes:
+            if change.is_folder_marker:
+                report.counts["skipped"] += 1
+                continue
+            targets = self._sources.targets(change.bucket, change.key)
+            if not targets:
+                self._log.info(
+                    "key outside every Source prefix, skipped",
+                    extra={"bucket": change.bucket, "key": change.key},
+                )
+                report.counts["skipped"] += 1
+                continue
+            entry = work.setdefault(
+                (change.bucket, change.key), _KeyWork(change.bucket, change.key, targets)
+            )
+            entry.changes.append((change, message.message_id))
+
+    def _apply_safely(self, work: _KeyWork) -> tuple[Result, Action]:
+        try:
+            return self._apply(work)
+        except ImgixError as exc:
+            status = Status.RETRY if exc.transient else Status.POISON
+            self._log.warning(
+                "imgix call failed",
+                extra={"key": work.key, "error": str(exc), "status": status.value},
+            )
+            return Result(status, str(exc)), Action.NONE
+        except Exception as exc:
+            self._log.warning(
+                "unexpected failure", extra={"key": work.key, "error": repr(exc)[:500]}
+            )
+            return Result(Status.RETRY, f"{type(exc).__name__}: {exc}"[:500]), Action.NONE
+
+    def _apply(self, work: _KeyWork) -> tuple[Result, Action]:
+        latest = work.latest
+        known = self._state.get(work.bucket, work.key)
+        if known is not None and known.is_newer_or_same(latest):
+            return Result(Status.SKIPPED, "stale or duplicate event (sequencer)"), Action.NONE
+
+        if latest.removed:
+            if known is not None and known.deleted:
+                return Result(Status.SKIPPED, "already purged"), Action.NONE
+            action = Action.PURGE
+        elif known is None:
+            action = Action.ADD
+        elif not known.deleted and latest.etag and known.etag == latest.etag:
+            self._state.record(latest, Action.NONE)  # newer sequencer, same bytes
+            return Result(Status.SKIPPED, "content unchanged (same ETag)"), Action.NONE
+        else:
+            action = Action.REFRESH
+
+        api_ms: list[float] = []
+        try:
+            for target in work.targets:
+                api_ms.append(self._call(action, target))
+        except ImgixNotFound as exc:
+            if action is Action.PURGE:
+                raise
+            # The origin no longer has the object: a delete is in flight or already done.
+            return Result(Status.SKIPPED, f"origin no longer has the object: {exc}"), Action.NONE
+        self._state.record(latest, action)
+        return Result(Status.DONE, action.value, api_ms), action
+
+    def _call(self, action: Action, target: Target) -> float:
+        source, path = target.source, target.origin_path
+        started = time.perf_counter()
+        if action is Action.ADD:
+            self._client.add_asset(source.id, path)
+        elif action is Action.REFRESH:
+            self._client.refresh_asset(source.id, path)
+        else:
+            for url in source.urls(path):
+                self._client.purge(url)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        self._log.info(
+            f"imgix {action.value}",
+            extra={"source_id": source.id, "origin_path": path, "ms": elapsed_ms},
+        )
+        return elapsed_ms

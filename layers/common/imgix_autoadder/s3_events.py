@@ -1,0 +1,165 @@
+"""Turn one SQS message body into the S3 object changes it reports.
+
+Accepted shapes: an S3 event notification (``Records``), the same wrapped in an SNS
+envelope, an EventBridge ``aws.s3`` event (existing buckets), and ``s3:TestEvent``.
+Anything else is a poison record: it raises PoisonRecord with a reason for the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+
+MAX_KEY_BYTES = 1024  # S3's own limit: a longer key cannot be real
+
+
+class PoisonRecord(ValueError):
+    """A record that no retry can fix; it goes to the DLQ with this message as the reason."""
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    bucket: str
+    key: str
+    removed: bool
+    sequencer: str
+    etag: str
+    size: int | None
+    version_id: str
+    event_name: str
+    event_time: str
+
+    @property
+    def is_folder_marker(self) -> bool:
+        return self.key.endswith("/")
+
+    def order(self) -> tuple[int, str]:
+        """Sort key: S3's sequencer (hex, compare as a number), then event time."""
+        return (sequencer_value(self.sequencer), self.event_time)
+
+
+def sequencer_value(sequencer: str) -> int:
+    """AWS: left-pad the shorter hex sequencer with zeros, then compare; as ints that is <.
+
+    An event without a sequencer (moto, some replays) sorts before any that has one.
+    """
+    return int(sequencer, 16) if sequencer else -1
+
+
+def decode_key(raw: str) -> str:
+    """S3 URL-encodes keys in notifications, '+' for space; reject what cannot decode."""
+    try:
+        key = unquote_plus(raw, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise PoisonRecord(f"object key {raw[:80]!r} has %-sequences that are not UTF-8") from exc
+    if not key:
+        raise PoisonRecord("object key is empty")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise PoisonRecord(f"object key is {len(key.encode())} bytes, over S3's 1024")
+    return key
+
+
+def parse_message_body(body: str) -> list[ObjectChange]:
+    """All object changes in one SQS body; [] for test events and event types we ignore."""
+    try:
+        document = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise PoisonRecord(f"message body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise PoisonRecord(f"message body is a JSON {type(document).__name__}, not an object")
+
+    if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
+        return parse_message_body(document["Message"])  # S3 -> SNS -> SQS
+    if document.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" in document:
+        return _from_notification(document)
+    if document.get("source") == "aws.s3" and "detail" in document:
+        return _from_eventbridge(document)
+    raise PoisonRecord(f"unknown event shape with keys {sorted(document)[:8]}")
+
+
+def _from_notification(document: dict[str, Any]) -> list[ObjectChange]:
+    records = document["Records"]
+    if not isinstance(records, list):
+        raise PoisonRecord("Records is not a list")
+    changes = []
+    for index, record in enumerate(S3Event(document).records):
+        try:
+            name = str(record.event_name)
+            if not name.startswith(("ObjectCreated:", "ObjectRemoved:", "LifecycleExpiration:")):
+                continue  # restore, tagging, ACL, replication: nothing for imgix to do
+            obj = record.s3.get_object
+            changes.append(
+                ObjectChange(
+                    bucket=_text(record.s3.bucket.name, "bucket name"),
+                    key=decode_key(_text(obj["key"], "object key")),
+                    removed=not name.startswith("ObjectCreated:"),
+                    sequencer=_hex(obj.get("sequencer")),
+                    etag=str(obj.get("eTag") or ""),
+                    size=_size(obj.get("size")),
+                    version_id=str(obj.get("versionId") or ""),
+                    event_name=name,
+                    event_time=str(record.get("eventTime") or ""),
+                )
+            )
+        except PoisonRecord as exc:
+            raise PoisonRecord(f"Records[{index}]: {exc}") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise PoisonRecord(f"Records[{index}] lacks a required field: {exc!r}") from exc
+    return changes
+
+
+def _from_eventbridge(document: dict[str, Any]) -> list[ObjectChange]:
+    event = S3EventBridgeNotificationEvent(document)
+    kind = document.get("detail-type")
+    if kind not in ("Object Created", "Object Deleted"):
+        return []
+    try:
+        detail = event.detail
+        obj = document["detail"]["object"]
+        return [
+            ObjectChange(
+                bucket=_text(detail.bucket.name, "bucket name"),
+                key=decode_key(_text(obj["key"], "object key")),
+                removed=kind == "Object Deleted",
+                sequencer=_hex(obj.get("sequencer")),
+                etag=str(obj.get("etag") or ""),
+                size=_size(obj.get("size")),
+                version_id=str(obj.get("version-id") or ""),
+                event_name=f"EventBridge:{kind}:{detail.get('reason', '')}",
+                event_time=str(document.get("time") or ""),
+            )
+        ]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise PoisonRecord(f"EventBridge detail lacks a required field: {exc!r}") from exc
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise PoisonRecord(f"{what} must be a non-empty string, got {type(value).__name__}")
+    return value
+
+
+def _hex(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        raise PoisonRecord(f"sequencer must be a hex string, got {type(value).__name__}")
+    try:
+        int(value, 16)
+    except ValueError as exc:
+        raise PoisonRecord(f"sequencer {value[:40]!r} is not hexadecimal") from exc
+    return value.upper()
+
+
+def _size(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PoisonRecord(f"object size {value!r} is not a non-negative integer")
+    return value

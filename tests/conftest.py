@@ -1,0 +1,237 @@
+"""Shared harness: moto for AWS, the imgix emulator over real HTTP, real-shaped events."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from localdev.imgix_emulator import ImgixEmulator, S3Origin
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+API_KEY = "ak_test_6f1c2d9e8b7a4c3d2e1f0a9b8c7d6e5f"
+BUCKET = "imgix-autoadder-origin-example"
+PREFIX = "images"
+SUBDOMAINS = ("autoadder-demo", "autoadder-cdn")
+MOTO_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws(config=MOTO_CONFIG):
+        parameters.clear_caches()
+        yield
+
+
+@pytest.fixture
+def emulator(aws: None) -> Iterator[ImgixEmulator]:
+    # Published limits off by default so tests run fast; tests of limits switch them on.
+    emu = ImgixEmulator(api_key=API_KEY, origin=S3Origin(boto3.client("s3")), rate_limits=None)
+    emu.timeout_delay_s = 1.0
+    with emu:
+        yield emu
+
+
+@dataclass
+class Stack:
+    """What template.yaml deploys, made in moto, plus the emulator's Source for the bucket."""
+
+    emulator: ImgixEmulator
+    source_id: str
+    s3: Any
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    table_name: str
+
+    def put(self, key: str, body: bytes = b"image-bytes") -> str:
+        etag = str(self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]).strip('"')
+        return etag
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        out = self.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        return list(out.get("Messages", []))
+
+
+@pytest.fixture
+def stack(emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName="imgix-autoadder-dlq")["QueueUrl"]
+    queue_url = sqs.create_queue(QueueName="imgix-autoadder-events")["QueueUrl"]
+    boto3.client("dynamodb").create_table(
+        TableName="imgix-autoadder-state",
+        KeySchema=[
+            {"AttributeName": "bucket", "KeyType": "HASH"},
+            {"AttributeName": "key", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "bucket", "AttributeType": "S"},
+            {"AttributeName": "key", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("secretsmanager").create_secret(
+        Name="imgix-autoadder/api-key", SecretString=json.dumps({"api_key": API_KEY})
+    )
+    source_id = emulator.create_source("origin", BUCKET, prefix=PREFIX, subdomains=SUBDOMAINS)
+    for name, value in {
+        "IMGIX_API_KEY_SECRET": "imgix-autoadder/api-key",
+        "IMGIX_SOURCE_IDS": source_id,
+        "IMGIX_API_BASE_URL": emulator.base_url,
+        "STATE_TABLE": "imgix-autoadder-state",
+        "DEAD_LETTER_QUEUE_URL": dlq_url,
+        "HTTP_READ_TIMEOUT": "0.5",
+        "HTTP_MAX_RETRIES": "3",
+        "HTTP_BACKOFF_FACTOR": "0.01",
+        "HTTP_RETRY_AFTER_MAX": "2",
+        "IMGIX_DEFAULT_PER_SECOND": "0",
+        "IMGIX_REFRESH_PER_MINUTE": "0",
+        "IMGIX_UPLOAD_PER_SECOND": "0",
+        "IMGIX_PURGE_PER_SECOND": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return Stack(emulator, source_id, s3, sqs, queue_url, dlq_url, "imgix-autoadder-state")
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py afresh: a cold start, as Lambda would do it."""
+    module_name = f"function_{name}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def indexer(stack: Stack) -> ModuleType:
+    return load_function("indexer")
+
+
+class FakeContext:
+    function_name = "imgix-autoadder-indexer"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:indexer"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    log_group_name = "/aws/lambda/indexer"
+    log_stream_name = "2026/11/23/[$LATEST]abcdef"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+# -- real-shaped events ---------------------------------------------------------------------
+_sequence = [0x0055AED6DCD9000000]
+
+
+def next_sequencer() -> str:
+    _sequence[0] += 0x100
+    return f"{_sequence[0]:018X}"
+
+
+def s3_record(
+    event_name: str,
+    key: str,
+    etag: str = "",
+    size: int | None = None,
+    sequencer: str | None = None,
+    bucket: str = BUCKET,
+) -> dict[str, Any]:
+    """One S3 notification record, key URL-encoded exactly as S3 sends it."""
+    template = json.loads(
+        (
+            EVENTS / ("s3-delete.json" if event_name.startswith("ObjectRemoved") else "s3-put.json")
+        ).read_text()
+    )["Records"][0]
+    template["eventName"] = event_name
+    template["s3"]["bucket"]["name"] = bucket
+    template["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    obj: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "sequencer": sequencer or next_sequencer(),
+    }
+    if not event_name.startswith("ObjectRemoved"):
+        obj.update(size=size if size is not None else 11, eTag=etag or "0" * 32)
+    template["s3"]["object"] = obj
+    return dict(template)
+
+
+def notification(*records: dict[str, Any]) -> str:
+    return json.dumps({"Records": list(records)})
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping delivers for these message bodies."""
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"handle-{i}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795424400000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1795424400010",
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:imgix-autoadder-events",
+                "awsRegion": REGION,
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def failed_ids(response: dict[str, Any]) -> set[str]:
+    return {item["itemIdentifier"] for item in response["batchItemFailures"]}
+
+
+Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@pytest.fixture
+def invoke(indexer: ModuleType) -> Invoke:
+    def run(event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = indexer.lambda_handler(event, FakeContext())
+        return result
+
+    return run
