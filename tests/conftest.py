@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from localdev.imgix_emulator import ImgixEmulator, S3Origin
+from localdev.provision import LocalStack, provision
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -68,11 +69,13 @@ class Stack:
 
     emulator: ImgixEmulator
     source_id: str
+    local: LocalStack
     s3: Any
     sqs: Any
-    queue_url: str
-    dlq_url: str
-    table_name: str
+
+    @property
+    def dlq_url(self) -> str:
+        return self.local.dlq_url
 
     def put(self, key: str, body: bytes = b"image-bytes") -> str:
         etag = str(self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]).strip('"')
@@ -85,46 +88,27 @@ class Stack:
         return list(out.get("Messages", []))
 
 
+# Fast, deterministic client settings for tests; pacing off unless a test turns it on.
+TEST_CLIENT_ENV = {
+    "HTTP_READ_TIMEOUT": "0.5",
+    "HTTP_MAX_RETRIES": "3",
+    "HTTP_BACKOFF_FACTOR": "0.01",
+    "HTTP_RETRY_AFTER_MAX": "2",
+    "IMGIX_DEFAULT_PER_SECOND": "0",
+    "IMGIX_REFRESH_PER_MINUTE": "0",
+    "IMGIX_UPLOAD_PER_SECOND": "0",
+    "IMGIX_PURGE_PER_SECOND": "0",
+}
+
+
 @pytest.fixture
 def stack(emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    sqs = boto3.client("sqs")
-    dlq_url = sqs.create_queue(QueueName="imgix-autoadder-dlq")["QueueUrl"]
-    queue_url = sqs.create_queue(QueueName="imgix-autoadder-events")["QueueUrl"]
-    boto3.client("dynamodb").create_table(
-        TableName="imgix-autoadder-state",
-        KeySchema=[
-            {"AttributeName": "bucket", "KeyType": "HASH"},
-            {"AttributeName": "key", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "bucket", "AttributeType": "S"},
-            {"AttributeName": "key", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    boto3.client("secretsmanager").create_secret(
-        Name="imgix-autoadder/api-key", SecretString=json.dumps({"api_key": API_KEY})
-    )
+    # S3 notifications off: tests hand the handler exact, real-shaped events themselves.
+    local = provision(BUCKET, API_KEY, notifications=False)
     source_id = emulator.create_source("origin", BUCKET, prefix=PREFIX, subdomains=SUBDOMAINS)
-    for name, value in {
-        "IMGIX_API_KEY_SECRET": "imgix-autoadder/api-key",
-        "IMGIX_SOURCE_IDS": source_id,
-        "IMGIX_API_BASE_URL": emulator.base_url,
-        "STATE_TABLE": "imgix-autoadder-state",
-        "DEAD_LETTER_QUEUE_URL": dlq_url,
-        "HTTP_READ_TIMEOUT": "0.5",
-        "HTTP_MAX_RETRIES": "3",
-        "HTTP_BACKOFF_FACTOR": "0.01",
-        "HTTP_RETRY_AFTER_MAX": "2",
-        "IMGIX_DEFAULT_PER_SECOND": "0",
-        "IMGIX_REFRESH_PER_MINUTE": "0",
-        "IMGIX_UPLOAD_PER_SECOND": "0",
-        "IMGIX_PURGE_PER_SECOND": "0",
-    }.items():
+    for name, value in {**local.env(emulator.base_url, [source_id]), **TEST_CLIENT_ENV}.items():
         monkeypatch.setenv(name, value)
-    return Stack(emulator, source_id, s3, sqs, queue_url, dlq_url, "imgix-autoadder-state")
+    return Stack(emulator, source_id, local, boto3.client("s3"), boto3.client("sqs"))
 
 
 def load_function(name: str) -> ModuleType:

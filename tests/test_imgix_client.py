@@ -186,12 +186,20 @@ def test_settings_report_every_problem_at_once():
         assert fragment in message
 
 
-def test_settings_defaults_are_the_published_limits():
+def test_settings_pace_at_90_percent_of_the_published_limits():
     settings = load_settings({"IMGIX_API_KEY_SECRET": "s", "IMGIX_SOURCE_IDS": "a" * 24})
-    assert (
+    limits = (
         settings.default_per_second,
         settings.refresh_per_minute,
         settings.upload_per_second,
         settings.purge_per_second,
-    ) == (4, 10, 2, 10)
+    )
+    assert limits == pytest.approx((4 * 0.9, 10 * 0.9, 2 * 0.9, 10 * 0.9))
     assert settings.api_base_url == "https://api.imgix.com"
+
+
+def test_pacing_divides_the_published_limits_among_concurrent_environments():
+    settings = load_settings(
+        {"IMGIX_API_KEY_SECRET": "s", "IMGIX_SOURCE_IDS": "a" * 24, "IMGIX_PACING_DIVISOR": "2"}
+    )
+    assert (settings.default_per_second, settings.refresh_per_minute) == pytest.approx((1.8, 4.5))

@@ -17,6 +17,10 @@ PUBLISHED_REFRESH_PER_MINUTE = 10.0
 PUBLISHED_UPLOAD_PER_SECOND = 2.0
 PUBLISHED_PURGE_PER_SECOND = 10.0
 
+# Pace at 90% of a limit: requests sent exactly 1/rate apart still arrive jittered, and
+# two that land in one server window earn a 429.
+PACING_HEADROOM = 0.9
+
 DIRECT_UPLOAD_LIMIT_BYTES = 30 * 1024 * 1024
 UPLOAD_SESSION_MAX_BYTES = 5 * 1024**3
 SOURCE_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
@@ -107,6 +111,10 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
     except re.error as exc:
         problems.append(f"UPLOAD_URL_HOST_PATTERN is not a regular expression: {exc}")
 
+    # Each of N concurrent execution environments paces itself to 1/N of each published
+    # limit (N = the SQS event source's MaximumConcurrency), so together they stay under it.
+    share = (_number(env, "IMGIX_PACING_DIVISOR", int, 1, 1, problems) or 1) / PACING_HEADROOM
+
     settings = Settings(
         api_key_secret=secret,
         source_ids=source_ids,
@@ -120,16 +128,36 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
         retry_after_max_s=_number(env, "HTTP_RETRY_AFTER_MAX", int, 20, 0, problems),
         max_parallel_requests=_number(env, "MAX_PARALLEL_REQUESTS", int, 4, 1, problems),
         default_per_second=_number(
-            env, "IMGIX_DEFAULT_PER_SECOND", float, PUBLISHED_DEFAULT_PER_SECOND, 0.0, problems
+            env,
+            "IMGIX_DEFAULT_PER_SECOND",
+            float,
+            PUBLISHED_DEFAULT_PER_SECOND / share,
+            0.0,
+            problems,
         ),
         refresh_per_minute=_number(
-            env, "IMGIX_REFRESH_PER_MINUTE", float, PUBLISHED_REFRESH_PER_MINUTE, 0.0, problems
+            env,
+            "IMGIX_REFRESH_PER_MINUTE",
+            float,
+            PUBLISHED_REFRESH_PER_MINUTE / share,
+            0.0,
+            problems,
         ),
         upload_per_second=_number(
-            env, "IMGIX_UPLOAD_PER_SECOND", float, PUBLISHED_UPLOAD_PER_SECOND, 0.0, problems
+            env,
+            "IMGIX_UPLOAD_PER_SECOND",
+            float,
+            PUBLISHED_UPLOAD_PER_SECOND / share,
+            0.0,
+            problems,
         ),
         purge_per_second=_number(
-            env, "IMGIX_PURGE_PER_SECOND", float, PUBLISHED_PURGE_PER_SECOND, 0.0, problems
+            env,
+            "IMGIX_PURGE_PER_SECOND",
+            float,
+            PUBLISHED_PURGE_PER_SECOND / share,
+            0.0,
+            problems,
         ),
         direct_upload_limit_bytes=_number(
             env, "DIRECT_UPLOAD_LIMIT_BYTES", int, DIRECT_UPLOAD_LIMIT_BYTES, 1, problems

@@ -78,7 +78,9 @@ class _KeyWork:
 
     @property
     def latest(self) -> ObjectChange:
-        return max((c for c, _ in self.changes), key=ObjectChange.order)
+        # Ties (no sequencer, same eventTime) go to the later arrival.
+        arrivals = enumerate(c for c, _ in self.changes)
+        return max(arrivals, key=lambda pair: (pair[1].order(), pair[0]))[1]
 
 
 class Indexer:

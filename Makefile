@@ -1,0 +1,36 @@
+# Everything runs from the venvs that scripts/bootstrap makes (Python 3.12, as in Lambda).
+SHELL := /bin/bash
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(dir $(shell scripts/python312)):$(PATH)
+
+.PHONY: run test check lint typecheck unit template bench redrive clean
+
+run:            ## The main job locally: moto + imgix emulator + the real handlers
+	@scripts/bootstrap
+	.venv/bin/python -m localdev.run_local
+
+test:           ## Every check CI runs: lint, types, tests, template and state machines
+	@scripts/bootstrap --tools
+	$(MAKE) --no-print-directory lint typecheck unit template
+
+lint:
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+
+typecheck:
+	.venv/bin/mypy
+
+unit:
+	.venv/bin/pytest
+
+template:
+	.tools/sam/bin/sam validate --lint
+	.venv/bin/cfn-lint template.yaml
+	.tools/sam/bin/sam build --build-dir build/sam --cached --parallel >/dev/null && echo "sam build: ok"
+
+bench:          ## Benchmarks (ratios against baselines measured in the same run)
+	@scripts/bootstrap
+	.venv/bin/python -m bench
+
+clean:
+	rm -rf .venv .tools build .aws-sam

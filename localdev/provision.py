@@ -1,0 +1,83 @@
+"""Create in moto what template.yaml deploys, for the local run and the tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+STATE_TABLE = "imgix-autoadder-state"
+SECRET_NAME = "imgix-autoadder/api-key"  # noqa: S105 - a name, not a secret
+
+
+@dataclass
+class LocalStack:
+    bucket: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    state_table: str
+    secret_name: str
+
+    def env(self, api_base_url: str, source_ids: list[str]) -> dict[str, str]:
+        """The environment template.yaml gives the indexer, pointed at local endpoints."""
+        return {
+            "IMGIX_API_KEY_SECRET": self.secret_name,
+            "IMGIX_SOURCE_IDS": ",".join(source_ids),
+            "IMGIX_API_BASE_URL": api_base_url,
+            "STATE_TABLE": self.state_table,
+            "DEAD_LETTER_QUEUE_URL": self.dlq_url,
+            "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",
+            "POWERTOOLS_METRICS_NAMESPACE": "ImgixAutoadder",
+        }
+
+
+def provision(
+    bucket: str, api_key: str, notifications: bool = True, max_receive_count: int = 5
+) -> LocalStack:
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket=bucket)
+    dlq_url = sqs.create_queue(QueueName="imgix-autoadder-dlq")["QueueUrl"]
+    dlq_arn = _arn(sqs, dlq_url)
+    queue_url = sqs.create_queue(
+        QueueName="imgix-autoadder-events",
+        Attributes={
+            "VisibilityTimeout": "360",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    queue_arn = _arn(sqs, queue_url)
+    if notifications:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+                ]
+            },
+        )
+    boto3.client("dynamodb").create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[
+            {"AttributeName": "bucket", "KeyType": "HASH"},
+            {"AttributeName": "key", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "bucket", "AttributeType": "S"},
+            {"AttributeName": "key", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("secretsmanager").create_secret(
+        Name=SECRET_NAME, SecretString=json.dumps({"api_key": api_key})
+    )
+    return LocalStack(bucket, queue_url, queue_arn, dlq_url, STATE_TABLE, SECRET_NAME)
+
+
+def _arn(sqs: Any, url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])

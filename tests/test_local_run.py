@@ -1,0 +1,26 @@
+"""The README's first command keeps working: the local run ends consistent, with no DLQ."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_local_run_ends_with_imgix_matching_s3():
+    done = subprocess.run(
+        [sys.executable, "-m", "localdev.run_local"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "OK: every object under the prefix is indexed" in out
+    assert "DLQ messages: 0" in out
+    assert "/assets/add/%2E%2E/escape.jpg" in out
+    assert "/assets/refresh/hero.jpg" in out
+    assert out.count("/assets/add/burst.jpg") == 1
