@@ -24,6 +24,7 @@ unit:
 	.venv/bin/pytest
 
 template:
+	.venv/bin/statelint statemachine/*.asl.json && echo "statelint: ok"
 	.tools/sam/bin/sam validate --lint
 	.venv/bin/cfn-lint template.yaml
 	.tools/sam/bin/sam build --build-dir build/sam --cached --parallel >/dev/null && echo "sam build: ok"

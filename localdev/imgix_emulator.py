@@ -37,6 +37,7 @@ PUBLISHED_LIMITS: dict[str, tuple[int, float]] = {
     "upload": (2, 1.0),
     "purge": (10, 1.0),
 }
+# Faults: "timeout", "reset", or any HTTP status as a string ("429", "503", "403"...).
 FAULT_KINDS = ("429", "500", "503", "timeout", "reset")
 ALL_PERMISSIONS = frozenset({"sources", "asset_manager", "purge", "upload"})
 SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -271,7 +272,9 @@ class ImgixEmulator:
             if route == "presigned_put":
                 fault = self.faults.next(route)
                 call.fault = fault or ""
-                if fault in ("reset", "500", "503", "429", "timeout"):
+                if fault:
+                    if fault != "reset":
+                        self._drain(handler)
                     self._fault(handler, call, fault)
                     return
                 status, body = self._presigned_put(handler, params["session_id"], query)
@@ -281,8 +284,9 @@ class ImgixEmulator:
             self._rate_limit(handler, route)
             fault = self.faults.next(route, call.origin_path)
             call.fault = fault or ""
-            if fault in ("429", "500", "503", "reset"):
-                self._drain(handler)
+            if fault and fault != "timeout":
+                if fault != "reset":
+                    self._drain(handler)
                 self._fault(handler, call, fault)
                 return
             _require(permission, _PERMISSION_FOR.get(route, "asset_manager"))

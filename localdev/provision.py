@@ -81,3 +81,39 @@ def provision(
 def _arn(sqs: Any, url: str) -> str:
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
     return str(attributes["Attributes"]["QueueArn"])
+
+
+@dataclass
+class LocalIngest:
+    bucket: str
+    queue_url: str
+    state_machine_arn: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "UPLOAD_STATE_MACHINE_ARN": self.state_machine_arn,
+            "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",  # the emulator hands out loopback URLs
+            "UPLOAD_URL_ALLOW_HTTP": "true",
+            "UPLOAD_POLL_INTERVAL_SECONDS": "1",
+        }
+
+
+def provision_ingest(bucket: str, definition: str, uploader_arn: str) -> LocalIngest:
+    """The ingest bucket, its queue and the upload-session state machine (template.yaml)."""
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket=bucket)
+    queue_url = sqs.create_queue(QueueName="imgix-autoadder-ingest")["QueueUrl"]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": _arn(sqs, queue_url), "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name="imgix-autoadder-upload-session",
+        definition=definition.replace("${UploaderFunctionArn}", uploader_arn),
+        roleArn="arn:aws:iam::123456789012:role/imgix-autoadder-upload-session",
+    )["stateMachineArn"]
+    return LocalIngest(bucket, queue_url, arn)

@@ -22,12 +22,15 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from localdev import lambda_hook
 from localdev.imgix_emulator import PUBLISHED_LIMITS, Call, ImgixEmulator, S3Origin
-from localdev.provision import provision
+from localdev.provision import provision, provision_ingest
 from localdev.sqs_source import drain
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "imgix-autoadder-local-origin"
+INGEST_BUCKET = "imgix-autoadder-local-ingest"
+UPLOADER = "imgix-autoadder-uploader"
 PREFIX = "images"
 API_KEY = "local-emulator-key-0123456789abcdef"
 MOTO_CONFIG: Any = {
@@ -136,7 +139,9 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
         s3.put_object(Bucket=BUCKET, Key="images/burst.jpg", Body=f"burst {i}".encode())
     step("3 quick overwrites of images/burst.jpg in one batch: 1 add expected")
 
-    problems = check_consistency(emulator, s3, source_id)
+    upload_problems = demo_uploads(emulator, s3, sqs, source_id, step)
+
+    problems = check_consistency(emulator, s3, source_id) + upload_problems
     dead = sqs.get_queue_attributes(
         QueueUrl=local.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]
@@ -150,6 +155,49 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
         return 1
     print("OK: every object under the prefix is indexed with its current ETag")
     return 0
+
+
+def demo_uploads(
+    emulator: ImgixEmulator, s3: Any, sqs: Any, source_id: str, step: Any
+) -> list[str]:
+    """Push files into imgix through the ingest bucket: one large, one small."""
+    ingest = provision_ingest(
+        INGEST_BUCKET,
+        (ROOT / "statemachine" / "upload_session.asl.json").read_text(),
+        f"arn:aws:lambda:us-east-1:123456789012:function:{UPLOADER}",
+    )
+    os.environ.update(ingest.env())
+    undo = lambda_hook.install({UPLOADER: load_handler("uploader")})
+    router = load_handler("upload_router")
+    sfn = boto3.client("stepfunctions")
+    big = bytes(range(256)) * (48 * 1024 * 4)  # 48 MiB: over the 30 MB direct-upload limit
+    try:
+        s3.put_object(Bucket=INGEST_BUCKET, Key="videos/launch film.mp4", Body=big)
+        s3.put_object(Bucket=INGEST_BUCKET, Key="photos/small.jpg", Body=b"j" * 1024 * 1024)
+        before, started = len(emulator.calls), time.monotonic()
+        stats = drain(sqs, ingest.queue_url, router.lambda_handler, LocalContext())
+        deadline = time.monotonic() + 120
+        executions = sfn.list_executions(stateMachineArn=ingest.state_machine_arn)["executions"]
+        while any(e["status"] == "RUNNING" for e in executions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            executions = sfn.list_executions(stateMachineArn=ingest.state_machine_arn)["executions"]
+        show(
+            f"ingest 48 MiB video (upload session via Step Functions) and 1 MiB photo "
+            f"(direct upload)  [{stats.delivered} messages, {time.monotonic() - started:.2f}s]",
+            emulator.calls[before:],
+        )
+        print(f"   upload-session executions: {[e['status'] for e in executions]}")
+    finally:
+        undo()
+    # imgix wrote both files to the Source's storage: the origin bucket's events follow.
+    step("origin events for the files imgix wrote: the indexer adds them (add is idempotent)")
+    problems = []
+    stored = emulator.uploads.get((source_id, "videos/launch film.mp4"))
+    if [e["status"] for e in executions] != ["SUCCEEDED"]:
+        problems.append(f"upload session executions ended {executions}")
+    elif stored is None or stored.read_bytes() != big:
+        problems.append("the bytes imgix received differ from the ingest object")
+    return problems
 
 
 def check_consistency(emulator: ImgixEmulator, s3: Any, source_id: str) -> list[str]:

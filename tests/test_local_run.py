@@ -24,3 +24,5 @@ def test_local_run_ends_with_imgix_matching_s3():
     assert "/assets/add/%2E%2E/escape.jpg" in out
     assert "/assets/refresh/hero.jpg" in out
     assert out.count("/assets/add/burst.jpg") == 1
+    assert "upload-session executions: ['SUCCEEDED']" in out
+    assert "/upload/photos/small.jpg" in out

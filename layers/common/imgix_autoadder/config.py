@@ -53,7 +53,10 @@ class Settings:
     direct_upload_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES
     upload_state_machine_arn: str = ""
     ingest_disposition: str = "delete"
-    upload_chunk_bytes: int = 8 * 1024 * 1024
+    failure_disposition: str = "tag"
+    ingest_source_id: str = ""
+    upload_poll_interval_s: int = 15
+    upload_max_status_polls: int = 240
     upload_url_host_pattern: str = r"^[a-z0-9.-]+\.(amazonaws\.com|googleapis\.com)$"
     upload_url_allow_http: bool = False
 
@@ -104,6 +107,12 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
     disposition = env.get("INGEST_DISPOSITION", "delete")
     if disposition not in INGEST_DISPOSITIONS:
         problems.append(f"INGEST_DISPOSITION={disposition!r} must be one of {INGEST_DISPOSITIONS}")
+
+    failure_disposition = env.get("FAILURE_DISPOSITION", "tag")
+    if failure_disposition not in INGEST_DISPOSITIONS:
+        problems.append(
+            f"FAILURE_DISPOSITION={failure_disposition!r} must be one of {INGEST_DISPOSITIONS}"
+        )
 
     host_pattern = env.get("UPLOAD_URL_HOST_PATTERN", Settings.upload_url_host_pattern)
     try:
@@ -164,9 +173,10 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
         ),
         upload_state_machine_arn=env.get("UPLOAD_STATE_MACHINE_ARN", ""),
         ingest_disposition=disposition,
-        upload_chunk_bytes=_number(
-            env, "UPLOAD_CHUNK_BYTES", int, 8 * 1024 * 1024, 64 * 1024, problems
-        ),
+        failure_disposition=failure_disposition,
+        ingest_source_id=env.get("INGEST_SOURCE_ID", "") or (source_ids[0] if source_ids else ""),
+        upload_poll_interval_s=_number(env, "UPLOAD_POLL_INTERVAL_SECONDS", int, 15, 0, problems),
+        upload_max_status_polls=_number(env, "UPLOAD_MAX_STATUS_POLLS", int, 240, 1, problems),
         upload_url_host_pattern=host_pattern,
         upload_url_allow_http=env.get("UPLOAD_URL_ALLOW_HTTP", "false").lower() == "true",
     )

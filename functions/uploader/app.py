@@ -1,0 +1,51 @@
+"""Uploader Lambda: one step of an upload session, called by the Step Functions machine.
+
+Errors are raised as TransientUploadError (the state machine retries with jittered
+backoff) or PermanentUploadError (caught, recorded by the RecordFailure step).
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from imgix_autoadder.config import load_settings
+from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key
+from imgix_autoadder.uploader import Uploader, UploadJob
+
+logger = make_logger()
+metrics = make_metrics()
+settings = load_settings()
+uploader = Uploader(build_client(settings, fetch_api_key(settings)), aws_client("s3"), settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    action = event["action"]
+    job = UploadJob.from_dict(event["job"])
+    logger.append_keys(action=action, key=job.key, source_id=job.source_id)
+    if action == "create":
+        return uploader.create(job)
+    if action == "transfer":
+        result = uploader.transfer(job, event["session"])
+        logger.info("transferred", extra=result)
+        metrics.add_metric(name="UploadedBytes", unit=MetricUnit.Bytes, value=result["bytes"])
+        metrics.add_metric(name="TransferSeconds", unit=MetricUnit.Seconds, value=result["seconds"])
+        return result
+    if action == "close":
+        return uploader.close(job, event["session"])
+    if action == "check":
+        return uploader.check(job, event["session"], int(event.get("attempt", 0)))
+    if action == "finalize":
+        outcome = uploader.finalize(job)
+        logger.info("upload complete", extra={**outcome, **event.get("transfer", {})})
+        metrics.add_metric(name="Uploaded", unit=MetricUnit.Count, value=1)
+        return outcome
+    if action == "fail":
+        outcome = uploader.fail(job, event.get("error") or {})
+        logger.error("upload failed", extra=outcome)
+        metrics.add_metric(name="UploadFailed", unit=MetricUnit.Count, value=1)
+        return outcome
+    raise ValueError(f"unknown action {action!r}")

@@ -1,0 +1,79 @@
+"""Route each new ingest-bucket object: direct upload, or one upload-session execution."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from imgix_autoadder.dead_letters import DeadLetterQueue
+from imgix_autoadder.s3_events import PoisonRecord, parse_message_body
+from imgix_autoadder.uploader import PermanentUploadError, TransientUploadError, Uploader
+
+
+class IngestRouter:
+    def __init__(
+        self,
+        uploader: Uploader,
+        stepfunctions: Any,
+        state_machine_arn: str,
+        dead_letters: DeadLetterQueue,
+        logger: Logger,
+        metrics: Metrics,
+    ) -> None:
+        self._uploader = uploader
+        self._sfn = stepfunctions
+        self._state_machine_arn = state_machine_arn
+        self._dead_letters = dead_letters
+        self._logger = logger
+        self._metrics = metrics
+        self._processor = BatchProcessor(event_type=EventType.SQS)
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = process_partial_response(
+            event=event, record_handler=self._record, processor=self._processor, context=context
+        )
+        return dict(response)
+
+    def _record(self, record: SQSRecord) -> None:
+        try:
+            for change in parse_message_body(record.body):
+                if change.removed or change.is_folder_marker:
+                    continue
+                self.route(change)
+        except (PoisonRecord, PermanentUploadError) as exc:
+            # Raises if the DLQ cannot take it: the record then stays in SQS for retry.
+            self._dead_letters.send(record.body, str(exc), record.message_id)
+            self._logger.warning("sent to DLQ", extra={"reason": str(exc)})
+            self._metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
+
+    def route(self, change: Any) -> str:
+        job = self._uploader.job_for(change)
+        if self._uploader.is_direct(job):
+            self._uploader.direct_upload(job)
+            self._logger.info("direct upload", extra={"key": job.key, "bytes": job.size})
+            self._metrics.add_metric(name="DirectUploads", unit=MetricUnit.Count, value=1)
+            return "direct"
+        name = job.execution_name(change.sequencer)
+        try:
+            self._sfn.start_execution(
+                stateMachineArn=self._state_machine_arn,
+                name=name,
+                input=json.dumps(self._uploader.execution_input(job)),
+            )
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            self._logger.info("upload already started", extra={"key": job.key, "execution": name})
+            return "duplicate"
+        except Exception as exc:
+            raise TransientUploadError(f"could not start the upload execution: {exc}") from exc
+        self._logger.info("upload session started", extra={"key": job.key, "execution": name})
+        self._metrics.add_metric(name="UploadSessionsStarted", unit=MetricUnit.Count, value=1)
+        return "session"

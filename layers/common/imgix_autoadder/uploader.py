@@ -1,0 +1,260 @@
+"""Push ingest-bucket objects into imgix: direct upload when small, upload sessions when large.
+
+The steps of an upload session are separate calls so that Step Functions can retry,
+time-bound and catch each one (statemachine/upload_session.asl.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from imgix_autoadder.config import UPLOAD_SESSION_MAX_BYTES, Settings
+from imgix_autoadder.imgix_client import ImgixClient, ImgixError
+from imgix_autoadder.s3_events import ObjectChange, PoisonRecord
+
+FAILURE_TAG = "imgix-autoadder-upload"
+
+
+class TransientUploadError(Exception):
+    """Worth retrying (Step Functions Retry matches this name)."""
+
+
+class PermanentUploadError(Exception):
+    """No retry can help: the execution goes to RecordFailure."""
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    bucket: str
+    key: str
+    version_id: str
+    etag: str
+    size: int
+    source_id: str
+    origin_path: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UploadJob:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+    def execution_name(self, sequencer: str) -> str:
+        """The same S3 event always yields the same name, so a duplicate starts nothing."""
+        identity = "\n".join([self.bucket, self.key, self.version_id, self.etag, sequencer])
+        return "upload-" + hashlib.sha256(identity.encode()).hexdigest()[:64]
+
+
+def check_presigned_url(url: str, host_pattern: str, allow_http: bool) -> None:
+    """Object bytes go only to the storage host imgix is expected to hand out."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
+        raise PermanentUploadError(f"presigned URL scheme {parts.scheme!r} is not https")
+    if not parts.hostname or not re.match(host_pattern, parts.hostname):
+        raise PermanentUploadError(f"presigned URL host {parts.hostname!r} is not expected")
+
+
+class SizedStream(io.RawIOBase):
+    """A read-only view of a stream with a declared length.
+
+    requests sends a body that has a length with Content-Length (not chunked) and reads
+    it in small blocks, so memory stays constant whatever the object's size. The count
+    of bytes that actually passed is kept to verify the size afterwards.
+    """
+
+    def __init__(self, stream: Any, length: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._length = length
+        self.passed = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        # requests sizes a body as len() - tell(); RawIOBase.tell() would raise, and
+        # requests would then fall back to chunked encoding, which presigned PUTs refuse.
+        return self.passed
+
+    def read(self, size: int | None = -1) -> bytes:
+        remaining = self._length - self.passed
+        if remaining <= 0:
+            return b""
+        want = remaining if size is None or size < 0 else min(size, remaining)
+        chunk: bytes = self._stream.read(want)
+        self.passed += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+class Uploader:
+    def __init__(
+        self,
+        client: ImgixClient,
+        s3: Any,
+        settings: Settings,
+        storage_session: requests.Session | None = None,
+    ) -> None:
+        self._client = client
+        self._s3 = s3
+        self._settings = settings
+        # Never the imgix client's session: the presigned URL must not see the API key.
+        self._storage = storage_session or requests.Session()
+
+    # -- routing (ingest bucket events) -----------------------------------------------------
+    def job_for(self, change: ObjectChange) -> UploadJob:
+        if change.size is None:
+            raise PoisonRecord(f"event for {change.key!r} carries no object size")
+        if change.size > UPLOAD_SESSION_MAX_BYTES:
+            raise PoisonRecord(
+                f"object {change.key!r} is {change.size} bytes; imgix upload sessions take "
+                f"at most {UPLOAD_SESSION_MAX_BYTES} bytes (5 GB)"
+            )
+        return UploadJob(
+            bucket=change.bucket,
+            key=change.key,
+            version_id=change.version_id,
+            etag=change.etag,
+            size=change.size,
+            source_id=self._settings.ingest_source_id,
+            origin_path=change.key,
+        )
+
+    def is_direct(self, job: UploadJob) -> bool:
+        return job.size < self._settings.direct_upload_limit_bytes
+
+    def execution_input(self, job: UploadJob) -> dict[str, Any]:
+        return {
+            "job": asdict(job),
+            "settings": {
+                "poll_interval_seconds": self._settings.upload_poll_interval_s,
+                "max_status_polls": self._settings.upload_max_status_polls,
+            },
+        }
+
+    def direct_upload(self, job: UploadJob) -> str:
+        obj = self._get(job)
+        body = obj["Body"].read()
+        self._call(
+            self._client.upload,
+            job.source_id,
+            job.origin_path,
+            body,
+            obj.get("ContentType") or "application/octet-stream",
+        )
+        return self.dispose(job, self._settings.ingest_disposition, "uploaded")
+
+    # -- upload session steps -----------------------------------------------------------------
+    def create(self, job: UploadJob) -> dict[str, str]:
+        session = self._call(self._client.create_upload_session, job.source_id, job.origin_path)
+        return {"id": session.id, "url": session.url, "status": session.status}
+
+    def transfer(self, job: UploadJob, session: dict[str, str]) -> dict[str, float]:
+        if job.size > UPLOAD_SESSION_MAX_BYTES:
+            raise PermanentUploadError(f"{job.size} bytes is over the 5 GB session limit")
+        url = session["url"]
+        check_presigned_url(
+            url, self._settings.upload_url_host_pattern, self._settings.upload_url_allow_http
+        )
+        obj = self._get(job)
+        if int(obj["ContentLength"]) != job.size:
+            raise PermanentUploadError(
+                f"ingest object is {obj['ContentLength']} bytes, the event said {job.size}"
+            )
+        body = SizedStream(obj["Body"], job.size)
+        started = time.perf_counter()
+        try:
+            response = self._storage.put(
+                url,
+                data=body,
+                timeout=(self._settings.connect_timeout_s, 120),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise TransientUploadError(
+                f"PUT to the presigned URL failed: {type(exc).__name__}"
+            ) from None
+        finally:
+            obj["Body"].close()
+        seconds = time.perf_counter() - started
+        if response.status_code >= 500:
+            raise TransientUploadError(f"presigned PUT answered {response.status_code}")
+        if response.status_code >= 300:
+            raise PermanentUploadError(
+                f"presigned PUT answered {response.status_code}: {response.text[:200]}"
+            )
+        if body.passed != job.size:
+            raise PermanentUploadError(f"sent {body.passed} of {job.size} bytes")
+        return {"bytes": body.passed, "seconds": round(seconds, 3)}
+
+    def close(self, job: UploadJob, session: dict[str, str]) -> dict[str, str]:
+        closed = self._call(self._client.close_upload_session, job.source_id, session["id"])
+        return {"status": closed.status}
+
+    def check(self, job: UploadJob, session: dict[str, str], attempt: int) -> dict[str, Any]:
+        status = self._call(self._client.get_upload_session, job.source_id, session["id"])
+        return {"status": status.status, "attempt": attempt + 1}
+
+    def finalize(self, job: UploadJob) -> dict[str, str]:
+        return {"disposition": self.dispose(job, self._settings.ingest_disposition, "uploaded")}
+
+    def fail(self, job: UploadJob, error: dict[str, Any]) -> dict[str, str]:
+        reason = f"{error.get('Error', 'Error')}: {_cause(error.get('Cause'))}"[:1000]
+        disposition = self.dispose(job, self._settings.failure_disposition, "failed")
+        return {"disposition": disposition, "reason": reason}
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def dispose(self, job: UploadJob, disposition: str, outcome: str) -> str:
+        """What becomes of the ingest object: deleted, tagged with the outcome, or kept."""
+        version = {"VersionId": job.version_id} if job.version_id else {}
+        if disposition == "delete":
+            self._s3.delete_object(Bucket=job.bucket, Key=job.key, **version)
+        elif disposition == "tag":
+            self._s3.put_object_tagging(
+                Bucket=job.bucket,
+                Key=job.key,
+                Tagging={"TagSet": [{"Key": FAILURE_TAG, "Value": outcome}]},
+                **version,
+            )
+        return disposition
+
+    def _get(self, job: UploadJob) -> dict[str, Any]:
+        # Pin the exact object the event announced: a later overwrite is a later event.
+        pin = {"VersionId": job.version_id} if job.version_id else {"IfMatch": job.etag}
+        obj: dict[str, Any] = self._s3.get_object(Bucket=job.bucket, Key=job.key, **pin)
+        return obj
+
+    @staticmethod
+    def _call(method: Any, *args: Any) -> Any:
+        try:
+            return method(*args)
+        except ImgixError as exc:
+            if exc.transient:
+                raise TransientUploadError(str(exc)) from None
+            raise PermanentUploadError(str(exc)) from None
+
+
+def _cause(cause: Any) -> str:
+    """Step Functions hands a Lambda error's Cause as a JSON string; keep its message."""
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+            if isinstance(parsed, dict):
+                return str(parsed.get("errorMessage") or parsed)
+        except ValueError:
+            return cause
+    return str(cause)

@@ -1,0 +1,135 @@
+"""The Transfer step streams a >= 1 GB object with bounded memory (measured, not timed).
+
+S3 is a moto server in a separate process, so the object is served over real HTTP and its
+bytes never sit in this process; the emulator writes the PUT body to disk as it arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from imgix_autoadder.config import load_settings
+from imgix_autoadder.imgix_client import ImgixClient
+from imgix_autoadder.uploader import Uploader, UploadJob
+from localdev.imgix_emulator import ImgixEmulator
+
+SIZE = 1024**3 + 12345  # just over 1 GiB, and not a multiple of any block size
+PEAK_LIMIT = 24 * 1024 * 1024
+
+
+class GeneratedObject(io.RawIOBase):
+    """Deterministic pseudo-random bytes of a given size, produced on demand."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size, self._pos = size, 0
+        self._block = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(4096))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._size - self._pos)
+        offset, filled = self._pos % len(self._block), 0
+        while filled < n:
+            piece = self._block[offset : offset + n - filled]
+            buffer[filled : filled + len(piece)] = piece
+            filled += len(piece)
+            offset = 0
+        self._pos += n
+        return n
+
+
+def sha256_of_generated(size: int) -> str:
+    digest, stream = hashlib.sha256(), GeneratedObject(size)
+    while chunk := stream.read(8 * 1024 * 1024):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_transfer_of_a_1gb_object_keeps_memory_bounded(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket="ingest")
+    s3.upload_fileobj(
+        GeneratedObject(SIZE),
+        "ingest",
+        "videos/big.mp4",
+        Config=TransferConfig(multipart_chunksize=64 * 1024 * 1024),
+    )
+    etag = s3.head_object(Bucket="ingest", Key="videos/big.mp4")["ETag"].strip('"')
+
+    with ImgixEmulator(api_key="k", rate_limits=None, store_dir=tmp_path) as emulator:
+        source_id = emulator.create_source("videos", "origin")
+        settings = load_settings(
+            {
+                "IMGIX_API_KEY_SECRET": "unused",
+                "IMGIX_SOURCE_IDS": source_id,
+                "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",
+                "UPLOAD_URL_ALLOW_HTTP": "true",
+            }
+        )
+        client = ImgixClient("k", emulator.base_url)
+        uploader = Uploader(client, s3, settings)
+        job = UploadJob("ingest", "videos/big.mp4", "", etag, SIZE, source_id, "videos/big.mp4")
+        session = uploader.create(job)
+
+        tracemalloc.start()
+        result = uploader.transfer(job, session)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+
+        stored = emulator.sessions[session["id"]]
+        print(
+            f"\nstreamed {result['bytes'] / 2**20:.0f} MiB in {result['seconds']:.1f}s, "
+            f"peak traced memory {peak / 2**20:.1f} MiB"
+        )
+        assert result["bytes"] == SIZE == stored.size
+        assert stored.sha256 == sha256_of_generated(SIZE)
+        assert peak < PEAK_LIMIT, f"peak {peak} bytes: the object was buffered"
+        assert os.path.getsize(str(stored.file)) == SIZE

@@ -1,0 +1,245 @@
+"""Large files through upload sessions (the real ASL on moto), small ones by direct upload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from imgix_autoadder.uploader import PermanentUploadError, check_presigned_url
+from localdev.lambda_hook import make_invoke
+from tests.conftest import (
+    ROOT,
+    FakeContext,
+    Stack,
+    failed_ids,
+    load_function,
+    notification,
+    s3_record,
+    sqs_event,
+)
+
+INGEST = "imgix-autoadder-ingest-example"
+UPLOADER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-uploader"
+MB = 1024 * 1024
+
+
+def install_invoke_hook(monkeypatch: pytest.MonkeyPatch, functions: dict[str, ModuleType]) -> None:
+    """moto runs the state machine; its Lambda tasks call our real handlers in-process."""
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", make_invoke(functions))
+
+
+@dataclass
+class Uploads:
+    stack: Stack
+    router: ModuleType
+    state_machine_arn: str
+    sfn: Any
+    s3: Any
+
+    def put(self, key: str, body: bytes) -> dict[str, Any]:
+        out = self.s3.put_object(Bucket=INGEST, Key=key, Body=body)
+        return {"etag": str(out["ETag"]).strip('"'), "size": len(body)}
+
+    def route(self, *bodies: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.router.lambda_handler(sqs_event(*bodies), FakeContext())
+        return result
+
+    def executions(self) -> list[dict[str, Any]]:
+        return list(self.sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"])
+
+    def wait(self, timeout_s: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            [execution] = self.executions()
+            if execution["status"] != "RUNNING":
+                return dict(self.sfn.describe_execution(executionArn=execution["executionArn"]))
+            time.sleep(0.1)
+        raise AssertionError("execution still running")
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)
+        return list(events["events"])
+
+
+def ingest_event(key: str, obj: dict[str, Any], sequencer: str | None = None) -> str:
+    return notification(
+        s3_record(
+            "ObjectCreated:Put", key, obj["etag"], obj["size"], sequencer=sequencer, bucket=INGEST
+        )
+    )
+
+
+@pytest.fixture
+def uploads(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Uploads:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=INGEST)
+    definition = (ROOT / "statemachine" / "upload_session.asl.json").read_text()
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="imgix-autoadder-upload-session",
+        definition=definition.replace("${UploaderFunctionArn}", UPLOADER_ARN),
+        roleArn="arn:aws:iam::123456789012:role/imgix-autoadder-upload-session",
+    )["stateMachineArn"]
+    for name, value in {
+        "UPLOAD_STATE_MACHINE_ARN": arn,
+        "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",
+        "UPLOAD_URL_ALLOW_HTTP": "true",
+        "UPLOAD_POLL_INTERVAL_SECONDS": "0",
+        "UPLOAD_MAX_STATUS_POLLS": "3",
+        "INGEST_DISPOSITION": "delete",
+        "FAILURE_DISPOSITION": "tag",
+    }.items():
+        monkeypatch.setenv(name, value)
+    install_invoke_hook(monkeypatch, {"imgix-autoadder-uploader": load_function("uploader")})
+    return Uploads(stack, load_function("upload_router"), arn, sfn, s3)
+
+
+def pseudo_random(size: int, seed: int = 1) -> bytes:
+    block = b"".join(hashlib.sha256(f"{seed}-{i}".encode()).digest() for i in range(2048))
+    return (block * (size // len(block) + 1))[:size]
+
+
+def test_40mb_object_completes_with_identical_bytes_at_imgix(uploads: Uploads):
+    emulator, data = uploads.stack.emulator, pseudo_random(40 * MB)
+    obj = uploads.put("videos/launch film.mp4", data)
+
+    assert uploads.route(ingest_event("videos/launch film.mp4", obj)) == {"batchItemFailures": []}
+    execution = uploads.wait()
+
+    assert execution["status"] == "SUCCEEDED", execution
+    stored = emulator.uploads[(uploads.stack.source_id, "videos/launch film.mp4")]
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
+    [session] = emulator.sessions.values()
+    assert session.status == "COMPLETE" and session.size == 40 * MB
+    assert (uploads.stack.source_id, "videos/launch film.mp4") in emulator.assets
+    # imgix wrote it to the Source's storage (origin bucket, under the Source prefix) ...
+    origin = uploads.s3.get_object(
+        Bucket="imgix-autoadder-origin-example", Key="images/videos/launch film.mp4"
+    )
+    assert origin["ContentLength"] == 40 * MB
+    # ... and the ingest copy is gone (INGEST_DISPOSITION=delete).
+    assert uploads.s3.list_objects_v2(Bucket=INGEST).get("KeyCount") == 0
+    routes = [c.route for c in emulator.calls if c.route != "get_source"]
+    assert routes[:3] == ["create_session", "presigned_put", "close_session"]
+    assert set(routes[3:]) == {"session_status"}
+    put = emulator.calls_to("presigned_put")[0]
+    assert "Authorization" not in put.raw_path  # and the key never went to the storage host
+
+
+def test_transfer_failure_ends_in_cleanup_with_the_reason(uploads: Uploads):
+    uploads.stack.emulator.faults.script(["403"], route="presigned_put")  # e.g. URL expired
+    obj = uploads.put("videos/broken.mp4", pseudo_random(31 * MB))
+    uploads.route(ingest_event("videos/broken.mp4", obj))
+    execution = uploads.wait()
+
+    assert execution["status"] == "FAILED"
+    history = uploads.history(execution["executionArn"])
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
+    ]
+    assert entered[-2:] == ["RecordFailure", "UploadFailed"]
+    recorded = [
+        json.loads(e["stateExitedEventDetails"]["output"])["outcome"]
+        for e in history
+        if e["type"].endswith("StateExited")
+        and e["stateExitedEventDetails"]["name"] == "RecordFailure"
+    ]
+    assert recorded[0]["disposition"] == "tag"
+    assert recorded[0]["reason"].startswith("PermanentUploadError")
+    assert "403" in recorded[0]["reason"]
+    tags = uploads.s3.get_object_tagging(Bucket=INGEST, Key="videos/broken.mp4")["TagSet"]
+    assert tags == [{"Key": "imgix-autoadder-upload", "Value": "failed"}]
+
+
+def test_status_that_never_completes_stops_after_the_bounded_attempts(uploads: Uploads):
+    uploads.stack.emulator.session_polls_to_complete = None
+    obj = uploads.put("videos/slow.mp4", pseudo_random(31 * MB))
+    uploads.route(ingest_event("videos/slow.mp4", obj))
+    execution = uploads.wait()
+
+    assert execution["status"] == "FAILED"
+    assert len(uploads.stack.emulator.calls_to("session_status")) == 3  # UPLOAD_MAX_STATUS_POLLS
+    outputs = [
+        e["stateExitedEventDetails"]
+        for e in uploads.history(execution["executionArn"])
+        if e["type"].endswith("StateExited")
+    ]
+    exhausted = [
+        json.loads(o["output"])["error"] for o in outputs if o["name"] == "PollingExhausted"
+    ]
+    assert exhausted[0]["Error"] == "UploadNotComplete"
+    assert "after 3 status checks" in exhausted[0]["Cause"]
+
+
+def test_duplicate_event_starts_no_second_execution(uploads: Uploads):
+    obj = uploads.put("videos/twice.mp4", pseudo_random(31 * MB))
+    body = ingest_event("videos/twice.mp4", obj)
+    uploads.route(body)
+    uploads.wait()
+    assert uploads.route(body) == {"batchItemFailures": []}
+    assert len(uploads.executions()) == 1
+    assert len(uploads.stack.emulator.sessions) == 1
+
+
+def test_1mb_object_goes_through_direct_upload(uploads: Uploads):
+    data = pseudo_random(1 * MB, seed=7)
+    obj = uploads.put("photos/small.jpg", data)
+    assert uploads.route(ingest_event("photos/small.jpg", obj)) == {"batchItemFailures": []}
+
+    assert uploads.executions() == []
+    [call] = uploads.stack.emulator.calls_to("upload")
+    assert call.raw_path.endswith("/upload/photos/small.jpg") and call.status == 200
+    stored = uploads.stack.emulator.uploads[(uploads.stack.source_id, "photos/small.jpg")]
+    assert stored.read_bytes() == data
+    assert uploads.s3.list_objects_v2(Bucket=INGEST).get("KeyCount") == 0
+
+
+def test_object_over_5gb_gets_a_clear_failure_in_the_dlq(uploads: Uploads):
+    body = ingest_event("videos/huge.mov", {"etag": "e" * 32, "size": 6 * 1024**3})
+    assert uploads.route(body) == {"batchItemFailures": []}
+    assert uploads.executions() == []
+    [dead] = uploads.stack.dlq_messages()
+    assert "5 GB" in dead["MessageAttributes"]["FailureReason"]["StringValue"]
+
+
+def test_a_transient_failure_is_retried_by_sqs_and_the_rest_of_the_batch_goes_on(
+    uploads: Uploads,
+):
+    good = ingest_event("photos/ok.jpg", uploads.put("photos/ok.jpg", b"x" * 1000))
+    bad = ingest_event("photos/bad.jpg", uploads.put("photos/bad.jpg", b"y" * 1000))
+    uploads.stack.emulator.faults.script(["503"] * 10, route="upload", origin_path="photos/bad.jpg")
+    event = sqs_event(good, bad)
+
+    response = uploads.router.lambda_handler(event, FakeContext())
+
+    assert failed_ids(response) == {event["Records"][1]["messageId"]}  # back to SQS, not lost
+    assert list(uploads.stack.emulator.uploads) == [(uploads.stack.source_id, "photos/ok.jpg")]
+    assert uploads.stack.dlq_messages() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://bucket.s3.us-east-1.amazonaws.com/k?X-Amz-Signature=x", True),
+        ("https://storage.googleapis.com/b/k?sig=x", True),
+        ("http://bucket.s3.amazonaws.com/k", False),
+        ("https://evil.example.com/k", False),
+        ("https://amazonaws.com.evil.example/k", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_presigned_url_must_be_https_to_an_expected_host(url: str, ok: bool):
+    pattern = r"^[a-z0-9.-]+\.(amazonaws\.com|googleapis\.com)$"
+    if ok:
+        check_presigned_url(url, pattern, allow_http=False)
+    else:
+        with pytest.raises(PermanentUploadError):
+            check_presigned_url(url, pattern, allow_http=False)
