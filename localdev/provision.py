@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 
 STATE_TABLE = "imgix-autoadder-state"
+IDEMPOTENCY_TABLE = "imgix-autoadder-idempotency"
 SECRET_NAME = "imgix-autoadder/api-key"  # noqa: S105 - a name, not a secret
 
 
@@ -28,6 +29,7 @@ class LocalStack:
             "IMGIX_SOURCE_IDS": ",".join(source_ids),
             "IMGIX_API_BASE_URL": api_base_url,
             "STATE_TABLE": self.state_table,
+            "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
             "DEAD_LETTER_QUEUE_URL": self.dlq_url,
             "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",
             "POWERTOOLS_METRICS_NAMESPACE": "ImgixAutoadder",
@@ -70,6 +72,12 @@ def provision(
             {"AttributeName": "bucket", "AttributeType": "S"},
             {"AttributeName": "key", "AttributeType": "S"},
         ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("dynamodb").create_table(
+        TableName=IDEMPOTENCY_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     boto3.client("secretsmanager").create_secret(

@@ -259,3 +259,35 @@ def test_a_log_line_that_carries_the_key_is_redacted(indexer, capsys):
     indexer.logger.error("oops", extra={"header": f"Bearer {API_KEY}"})
     output = capsys.readouterr().out
     assert API_KEY not in output and "***REDACTED***" in output
+
+
+def test_concurrent_duplicate_delivery_calls_imgix_once(stack: Stack, indexer):
+    """Two invocations handle the same S3 event at once: the idempotency lock admits one."""
+    import threading
+
+    from tests.conftest import FakeContext
+
+    etag = stack.put("images/race.jpg")
+    body = notification(s3_record("ObjectCreated:Put", "images/race.jpg", etag))
+    stack.emulator.latency_s = 0.3  # keep the first call in flight while the second arrives
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        try:
+            response = indexer.lambda_handler(sqs_event(body), FakeContext())
+            outcomes.append("failed" if response["batchItemFailures"] else "done")
+        except Exception:  # a batch whose every record failed raises: Lambda retries it
+            outcomes.append("failed")
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(stack.emulator.calls_to("add_asset")) == 1
+    # The loser is retried by SQS, and on redelivery costs no call (completed record/state).
+    assert sorted(outcomes) in (["done", "done"], ["done", "failed"])
+    stack.emulator.latency_s = 0
+    assert indexer.lambda_handler(sqs_event(body), FakeContext()) == {"batchItemFailures": []}
+    assert len(stack.emulator.calls_to("add_asset")) == 1

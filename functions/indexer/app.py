@@ -6,6 +6,7 @@ a message naming every problem, and the imgix Sources are read once, not per bat
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imgix_autoadder.config import load_settings
@@ -19,7 +20,7 @@ from imgix_autoadder.state import StateStore
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(required=("STATE_TABLE", "DEAD_LETTER_QUEUE_URL"))
+settings = load_settings(required=("STATE_TABLE", "IDEMPOTENCY_TABLE", "DEAD_LETTER_QUEUE_URL"))
 client = build_client(settings, fetch_api_key(settings))
 sources = SourceMap.load(client, settings.source_ids)
 logger.info(
@@ -28,17 +29,16 @@ logger.info(
         "sources": [{"id": s.id, "bucket": s.bucket, "prefix": s.prefix} for s in sources.sources]
     },
 )
-batch = IndexerBatchHandler(
-    Indexer(
-        client,
-        sources,
-        StateStore(dynamodb_table(settings.state_table)),
-        logger,
-        max_parallel=settings.max_parallel_requests,
-    ),
-    DeadLetterQueue(aws_client("sqs"), settings.dead_letter_queue_url),
+indexer = Indexer(
+    client,
+    sources,
+    StateStore(dynamodb_table(settings.state_table)),
     logger,
-    metrics,
+    max_parallel=settings.max_parallel_requests,
+    idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+)
+batch = IndexerBatchHandler(
+    indexer, DeadLetterQueue(aws_client("sqs"), settings.dead_letter_queue_url), logger, metrics
 )
 
 

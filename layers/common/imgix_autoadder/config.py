@@ -37,6 +37,7 @@ class Settings:
     source_ids: tuple[str, ...]
     api_base_url: str = "https://api.imgix.com"
     state_table: str = ""
+    idempotency_table: str = ""
     dead_letter_queue_url: str = ""
     connect_timeout_s: float = 3.05
     read_timeout_s: float = 15.0
@@ -129,6 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
         source_ids=source_ids,
         api_base_url=base_url,
         state_table=env.get("STATE_TABLE", ""),
+        idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
         dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
         connect_timeout_s=_number(env, "HTTP_CONNECT_TIMEOUT", float, 3.05, 0.01, problems),
         read_timeout_s=_number(env, "HTTP_READ_TIMEOUT", float, 15.0, 0.01, problems),

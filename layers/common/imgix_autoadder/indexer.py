@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
 from imgix_autoadder.imgix_client import ImgixClient, ImgixError, ImgixNotFound
 from imgix_autoadder.s3_events import ObjectChange, PoisonRecord, parse_message_body
 from imgix_autoadder.sources import SourceMap, Target
@@ -91,12 +97,33 @@ class Indexer:
         state: StateStore,
         log: Log,
         max_parallel: int = 4,
+        idempotency: BasePersistenceLayer | None = None,
     ) -> None:
         self._client = client
         self._sources = sources
         self._state = state
         self._log = log
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="imgix")
+        # The state table orders events; Idempotency adds the in-progress lock, so that two
+        # concurrent deliveries of one S3 event cannot both call imgix.
+        self._idempotency_config = IdempotencyConfig(
+            event_key_jmespath="[bucket, key, sequencer]",
+            expires_after_seconds=6 * 3600,
+            response_hook=lambda response, _: {**response, "replayed": True},
+        )
+        self._apply_once = (
+            idempotent_function(
+                data_keyword_argument="event",
+                persistence_store=idempotency,
+                config=self._idempotency_config,
+            )(self._apply_as_record)
+            if idempotency is not None
+            else None
+        )
+
+    def register_context(self, context: Any) -> None:
+        """Lets Idempotency expire an in-progress lock when an invocation times out."""
+        self._idempotency_config.register_lambda_context(context)
 
     def process(self, messages: Sequence[Message]) -> BatchReport:
         report = BatchReport()
@@ -146,7 +173,18 @@ class Indexer:
 
     def _apply_safely(self, work: _KeyWork) -> tuple[Result, Action]:
         try:
-            return self._apply(work)
+            latest = work.latest
+            if self._apply_once is None or not latest.sequencer:
+                return self._apply(work)  # no sequencer, no stable event identity
+            event = {"bucket": work.bucket, "key": work.key, "sequencer": latest.sequencer}
+            record = self._apply_once(event=event, work=work)
+            if record.get("replayed"):
+                return Result(Status.SKIPPED, "duplicate delivery (idempotency)"), Action.NONE
+            return Result(Status(record["status"]), record["reason"], record["api_ms"]), Action(
+                record["action"]
+            )
+        except IdempotencyAlreadyInProgressError:
+            return Result(Status.RETRY, "another invocation is handling this event"), Action.NONE
         except ImgixError as exc:
             status = Status.RETRY if exc.transient else Status.POISON
             self._log.warning(
@@ -160,6 +198,15 @@ class Indexer:
             )
             return Result(Status.RETRY, f"{type(exc).__name__}: {exc}"[:500]), Action.NONE
 
+    def _apply_as_record(self, event: dict[str, str], work: _KeyWork) -> dict[str, Any]:
+        result, action = self._apply(work)
+        return {
+            "status": result.status.value,
+            "reason": result.reason,
+            "api_ms": result.api_ms,
+            "action": action.value,
+        }
+
     def _apply(self, work: _KeyWork) -> tuple[Result, Action]:
         latest = work.latest
         known = self._state.get(work.bucket, work.key)
@@ -168,6 +215,7 @@ class Indexer:
 
         if latest.removed:
             if known is not None and known.deleted:
+                self._state.record(latest, Action.NONE)  # newer sequencer, still gone
                 return Result(Status.SKIPPED, "already purged"), Action.NONE
             action = Action.PURGE
         elif known is None:
@@ -185,7 +233,9 @@ class Indexer:
         except ImgixNotFound as exc:
             if action is Action.PURGE:
                 raise
-            # The origin no longer has the object: a delete is in flight or already done.
+            # The origin no longer has the object: its delete is in flight or done. Remember
+            # it as absent, so that a later put of the same bytes is indexed, not skipped.
+            self._state.record(latest, Action.NONE, absent=True)
             return Result(Status.SKIPPED, f"origin no longer has the object: {exc}"), Action.NONE
         self._state.record(latest, action)
         return Result(Status.DONE, action.value, api_ms), action

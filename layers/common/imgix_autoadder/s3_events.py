@@ -58,8 +58,12 @@ def decode_key(raw: str) -> str:
         raise PoisonRecord(f"object key {raw[:80]!r} has %-sequences that are not UTF-8") from exc
     if not key:
         raise PoisonRecord("object key is empty")
-    if len(key.encode()) > MAX_KEY_BYTES:
-        raise PoisonRecord(f"object key is {len(key.encode())} bytes, over S3's 1024")
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate from a \ud800 JSON escape
+        raise PoisonRecord(f"object key {key[:80]!r} is not valid Unicode") from exc
+    if size > MAX_KEY_BYTES:
+        raise PoisonRecord(f"object key is {size} bytes, over S3's 1024")
     return key
 
 
@@ -69,6 +73,8 @@ def parse_message_body(body: str) -> list[ObjectChange]:
         document = json.loads(body)
     except (TypeError, ValueError) as exc:
         raise PoisonRecord(f"message body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PoisonRecord("message body is JSON nested too deeply to be an event") from exc
     if not isinstance(document, dict):
         raise PoisonRecord(f"message body is a JSON {type(document).__name__}, not an object")
 

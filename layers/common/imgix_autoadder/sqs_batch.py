@@ -41,6 +41,7 @@ class IndexerBatchHandler:
         self._processor = BatchProcessor(event_type=EventType.SQS)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self._indexer.register_context(context)
         records = event.get("Records") or []
         bodies = {r.get("messageId", ""): r.get("body", "") for r in records}
         report = self._indexer.process([Message(mid, body) for mid, body in bodies.items()])

@@ -55,19 +55,23 @@ class StateStore:
             action=str(item.get("action", "")),
         )
 
-    def record(self, change: ObjectChange, action: str) -> bool:
-        """Remember `change`; False when a newer event was recorded meanwhile."""
+    def record(self, change: ObjectChange, action: str, absent: bool = False) -> bool:
+        """Remember `change`; False when a newer event was recorded meanwhile.
+
+        `absent`: the object was created but is gone from the origin already.
+        """
         sequencer = sortable_sequencer(change.sequencer)
+        deleted = change.removed or absent
         item: dict[str, Any] = {
             "bucket": change.bucket,
             "key": change.key,
             "sequencer": sequencer,
             "etag": change.etag,
-            "deleted": change.removed,
+            "deleted": deleted,
             "action": action,
             "updated_at": int(time.time()),
         }
-        if change.removed:
+        if deleted:
             item["expires_at"] = int(time.time()) + TOMBSTONE_TTL_S
         try:
             self._table.put_item(
