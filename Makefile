@@ -27,6 +27,7 @@ template:
 	.venv/bin/statelint statemachine/*.asl.json && echo "statelint: ok"
 	.tools/sam/bin/sam validate --lint
 	.venv/bin/cfn-lint template.yaml
+	.tools/checkov/bin/checkov -f template.yaml --quiet --compact --framework cloudformation --skip-download
 	.tools/sam/bin/sam build --build-dir build/sam --cached --parallel >/dev/null && echo "sam build: ok"
 
 bench:          ## Benchmarks (ratios against baselines measured in the same run)
