@@ -857,6 +857,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled session expects
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm meets
+    # the client's delayed ACK and every response stalls ~40 ms.
+    disable_nagle_algorithm = True
     server: _Server
     body_consumed = False
 

@@ -7,7 +7,7 @@ import sys
 
 
 def main() -> int:
-    commands = {"redrive": "ops.redrive"}
+    commands = {"redrive": "ops.redrive", "backfill": "ops.backfill", "doctor": "ops.doctor"}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(f"usage: python -m ops {{{','.join(commands)}}} [--help]", file=sys.stderr)
         return 2

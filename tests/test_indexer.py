@@ -249,7 +249,8 @@ def test_the_api_key_never_appears_in_logs(stack: Stack, invoke: Invoke, capsys)
         )
     )
     stack.emulator.api_keys.clear()  # now every call is refused: errors get logged
-    invoke(sqs_event(notification(s3_record("ObjectCreated:Put", "images/secret.jpg", "f" * 32))))
+    changed = stack.put("images/secret.jpg", b"new bytes")  # a refresh that imgix refuses
+    invoke(sqs_event(notification(s3_record("ObjectCreated:Put", "images/secret.jpg", changed))))
     output = capsys.readouterr().out
     assert "imgix call failed" in output and "sent to DLQ" in output
     assert API_KEY not in output

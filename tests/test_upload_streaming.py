@@ -9,10 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +21,7 @@ from imgix_autoadder.config import load_settings
 from imgix_autoadder.imgix_client import ImgixClient
 from imgix_autoadder.uploader import Uploader, UploadJob
 from localdev.imgix_emulator import ImgixEmulator
+from localdev.moto_server import moto_server as start_moto_server
 
 SIZE = 1024**3 + 12345  # just over 1 GiB, and not a multiple of any block size
 PEAK_LIMIT = 24 * 1024 * 1024
@@ -62,26 +59,8 @@ def sha256_of_generated(size: int) -> str:
 
 @pytest.fixture
 def moto_server() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with start_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.mark.slow

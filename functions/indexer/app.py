@@ -13,6 +13,7 @@ from imgix_autoadder.config import load_settings
 from imgix_autoadder.dead_letters import DeadLetterQueue
 from imgix_autoadder.indexer import Indexer
 from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.origin import S3Origin
 from imgix_autoadder.runtime import aws_client, build_client, dynamodb_table, fetch_api_key
 from imgix_autoadder.sources import SourceMap
 from imgix_autoadder.sqs_batch import IndexerBatchHandler
@@ -34,6 +35,7 @@ indexer = Indexer(
     sources,
     StateStore(dynamodb_table(settings.state_table)),
     logger,
+    S3Origin(aws_client("s3")),
     max_parallel=settings.max_parallel_requests,
     idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
 )

@@ -25,6 +25,8 @@ uploader = Uploader(build_client(settings, fetch_api_key(settings)), aws_client(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event["action"]
     job = UploadJob.from_dict(event["job"])
+    # The execution name ties every step of one upload together in the logs.
+    logger.set_correlation_id(event.get("execution"))
     logger.append_keys(action=action, key=job.key, source_id=job.source_id)
     if action == "create":
         return uploader.create(job)

@@ -123,7 +123,10 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
 
     # Each of N concurrent execution environments paces itself to 1/N of each published
     # limit (N = the SQS event source's MaximumConcurrency), so together they stay under it.
-    share = (_number(env, "IMGIX_PACING_DIVISOR", int, 1, 1, problems) or 1) / PACING_HEADROOM
+    # IMGIX_PACING_EXTRA_SHARES: shares kept for other users of the same limits (the backfill).
+    environments = _number(env, "IMGIX_PACING_DIVISOR", int, 1, 1, problems) or 1
+    extra = _number(env, "IMGIX_PACING_EXTRA_SHARES", int, 0, 0, problems)
+    share = (environments + extra) / PACING_HEADROOM
 
     settings = Settings(
         api_key_secret=secret,

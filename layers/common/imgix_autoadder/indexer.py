@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -30,6 +30,10 @@ from imgix_autoadder.state import StateStore
 class Log(Protocol):
     def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class Origin(Protocol):
+    def current_etag(self, bucket: str, key: str) -> str | None: ...
 
 
 class Status(StrEnum):
@@ -96,10 +100,12 @@ class Indexer:
         sources: SourceMap,
         state: StateStore,
         log: Log,
+        origin: Origin,
         max_parallel: int = 4,
         idempotency: BasePersistenceLayer | None = None,
     ) -> None:
         self._client = client
+        self._origin = origin
         self._sources = sources
         self._state = state
         self._log = log
@@ -140,6 +146,16 @@ class Indexer:
             for _, message_id in key_work.changes:
                 report.merge(message_id, result)
         return report
+
+    def index_existing(self, change: ObjectChange) -> Result:
+        """Backfill one listed object: add it, refresh it if its ETag changed, or skip it."""
+        if change.is_folder_marker:
+            return Result(Status.SKIPPED, "folder marker")
+        targets = self._sources.targets(change.bucket, change.key)
+        if not targets:
+            return Result(Status.SKIPPED, "outside every Source prefix")
+        work = _KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
+        return self._apply_safely(work)[0]
 
     def _collect(
         self, message: Message, work: dict[tuple[str, str], _KeyWork], report: BatchReport
@@ -218,13 +234,21 @@ class Indexer:
                 self._state.record(latest, Action.NONE)  # newer sequencer, still gone
                 return Result(Status.SKIPPED, "already purged"), Action.NONE
             action = Action.PURGE
-        elif known is None:
-            action = Action.ADD
-        elif not known.deleted and latest.etag and known.etag == latest.etag:
-            self._state.record(latest, Action.NONE)  # newer sequencer, same bytes
-            return Result(Status.SKIPPED, "content unchanged (same ETag)"), Action.NONE
         else:
-            action = Action.REFRESH
+            # imgix fetches what S3 holds now, not what this event saw: decide on that, so
+            # an older event handled first costs the one call, and the newer one none.
+            current = self._origin.current_etag(work.bucket, work.key)
+            if current is None:
+                self._state.record(latest, Action.NONE, absent=True)
+                return Result(Status.SKIPPED, "no longer in S3 (deleted since)"), Action.NONE
+            latest = replace(latest, etag=current)
+            if known is None:
+                action = Action.ADD
+            elif not known.deleted and known.etag == current:
+                self._state.record(latest, Action.NONE)  # newer sequencer, same bytes
+                return Result(Status.SKIPPED, "content unchanged (same ETag)"), Action.NONE
+            else:
+                action = Action.REFRESH
 
         api_ms: list[float] = []
         try:

@@ -1,0 +1,67 @@
+"""Backfill Lambda: one object listed by the backfill state machine's Distributed Map.
+
+Transient failures raise TransientIndexError (the map retries with jittered backoff);
+permanent ones raise PermanentIndexError and count as the map run's failed items.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from imgix_autoadder.config import load_settings
+from imgix_autoadder.indexer import Indexer, Status
+from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.origin import S3Origin
+from imgix_autoadder.runtime import aws_client, build_client, dynamodb_table, fetch_api_key
+from imgix_autoadder.s3_events import ObjectChange
+from imgix_autoadder.sources import SourceMap
+from imgix_autoadder.state import StateStore
+
+logger = make_logger()
+metrics = make_metrics()
+settings = load_settings(required=("STATE_TABLE",))
+client = build_client(settings, fetch_api_key(settings))
+indexer = Indexer(
+    client,
+    SourceMap.load(client, settings.source_ids),
+    StateStore(dynamodb_table(settings.state_table)),
+    logger,
+    S3Origin(aws_client("s3")),
+    max_parallel=1,
+)
+
+
+class TransientIndexError(Exception):
+    """Retried by the map's Retry policy."""
+
+
+class PermanentIndexError(Exception):
+    """Counted as a failed item of the map run; the reason is in the message and the log."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    listed = event["object"]
+    change = ObjectChange(
+        bucket=event["bucket"],
+        key=listed["Key"],
+        removed=False,
+        sequencer="",  # a listing has no sequencer: any real event for the key outranks it
+        etag=str(listed.get("ETag", "")).strip('"'),
+        size=listed.get("Size"),
+        version_id="",
+        event_name="Backfill",
+        event_time=str(listed.get("LastModified", "")),
+    )
+    result = indexer.index_existing(change)
+    metrics.add_metric(
+        name=f"Backfill{result.status.value.title()}", unit=MetricUnit.Count, value=1
+    )
+    if result.status is Status.RETRY:
+        raise TransientIndexError(result.reason)
+    if result.status is Status.POISON:
+        logger.error("backfill failed", extra={"key": change.key, "reason": result.reason})
+        raise PermanentIndexError(result.reason)
+    return {"outcome": f"{result.status.value}: {result.reason}"}

@@ -1,0 +1,165 @@
+"""Check the imgix API key and Source configuration before (or after) deploying.
+
+    python -m ops doctor --secret-id SECRET --source-id ID [--bucket B] [--prefix P] [--ingest]
+
+Reads the key from Secrets Manager, as the functions do, and reports one line per check.
+Probes are read-only except a purge of a path that cannot exist (harmless). Exit 1 when
+anything fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from imgix_autoadder.config import load_settings
+from imgix_autoadder.imgix_client import ImgixClient, ImgixError
+from imgix_autoadder.runtime import fetch_api_key
+from imgix_autoadder.sources import Source
+
+PROBE_PATH = "__imgix-autoadder-doctor__/probe-that-does-not-exist.png"
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{'ok' if self.ok else 'FAIL'}] {self.check}: {self.detail}"
+
+
+def diagnose(
+    client: ImgixClient,
+    source_id: str,
+    bucket: str | None = None,
+    prefix: str | None = None,
+    ingest: bool = False,
+) -> list[Finding]:
+    findings: list[Finding] = []
+    try:
+        data = client.get_source(source_id)
+    except ImgixError as exc:
+        hint = {
+            401: "the API key is not valid",
+            403: "the API key lacks the Sources permission",
+            404: "no Source with this id in the key's account" + _suggest(client, bucket),
+        }.get(exc.status, str(exc))
+        return [Finding(False, "read the Source", hint)]
+    source = Source.from_api(data)
+    attributes = data.get("attributes", {})
+    findings.append(Finding(True, "API key", "valid, with the Sources permission"))
+    findings.append(
+        Finding(
+            source.type == "s3",
+            "Source type",
+            f"{source.type!r}" + ("" if source.type == "s3" else ", must be 's3'"),
+        )
+    )
+    findings.append(
+        Finding(
+            source.enabled,
+            "enabled",
+            "yes" if source.enabled else "no: imgix serves 410 for new assets",
+        )
+    )
+    status = str(attributes.get("deployment_status", "unknown"))
+    findings.append(Finding(status == "deployed", "deployment status", status))
+    if bucket is not None:
+        findings.append(
+            Finding(
+                source.bucket == bucket,
+                "bucket",
+                f"Source reads {source.bucket!r}, the stack watches {bucket!r}",
+            )
+        )
+    if prefix is not None:
+        wanted = prefix.strip("/")
+        findings.append(
+            Finding(
+                source.prefix == wanted,
+                "prefix",
+                f"Source prefix {source.prefix!r}, expected {wanted!r}",
+            )
+        )
+    findings.append(
+        Finding(
+            bool(source.subdomains),
+            "imgix subdomains",
+            ", ".join(source.subdomains) or "none: deletes cannot be purged",
+        )
+    )
+    findings.append(
+        _probe("Asset Manager permission", lambda: client.get_asset(source_id, PROBE_PATH))
+    )
+    if source.subdomains:
+        url = f"https://{source.subdomains[0]}.imgix.net/{PROBE_PATH}"
+        findings.append(_probe("Purge permission", lambda: client.purge(url)))
+    if ingest:
+        findings.append(
+            Finding(
+                source.allows_upload,
+                "uploads allowed",
+                "yes"
+                if source.allows_upload
+                else "no: give imgix write access to the bucket (allows_upload)",
+            )
+        )
+    return findings
+
+
+def _probe(check: str, call: Any) -> Finding:
+    try:
+        call()
+    except ImgixError as exc:
+        if exc.status == 404:
+            return Finding(True, check, "granted")
+        if exc.status in (401, 403):
+            return Finding(False, check, f"missing ({exc.detail})")
+        return Finding(False, check, str(exc))
+    return Finding(True, check, "granted")
+
+
+def _suggest(client: ImgixClient, bucket: str | None) -> str:
+    try:
+        sources = [Source.from_api(s) for s in client.list_sources(deployment_type="s3")]
+    except ImgixError:
+        return ""
+    matching = [s.id for s in sources if bucket is None or s.bucket == bucket]
+    return f"; s3 Sources{' on ' + bucket if bucket else ''}: {', '.join(matching) or 'none'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ops doctor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--secret-id", required=True, help="Secrets Manager name or ARN")
+    parser.add_argument("--source-id", required=True)
+    parser.add_argument("--bucket", help="the origin bucket the stack watches")
+    parser.add_argument("--prefix", help="the Source prefix you expect")
+    parser.add_argument("--ingest", action="store_true", help="also check uploads")
+    parser.add_argument("--api-base-url", default="https://api.imgix.com")
+    args = parser.parse_args(argv)
+    settings = load_settings(
+        {
+            "IMGIX_API_KEY_SECRET": args.secret_id,
+            "IMGIX_SOURCE_IDS": "0" * 24,
+            "IMGIX_API_BASE_URL": args.api_base_url,
+        }
+    )
+    client = ImgixClient(fetch_api_key(settings), args.api_base_url, max_retries=2)
+    findings = diagnose(client, args.source_id, args.bucket, args.prefix, args.ingest)
+    for finding in findings:
+        print(finding)
+    failed = [f for f in findings if not f.ok]
+    print(f"\n{len(findings) - len(failed)} ok, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

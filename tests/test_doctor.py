@@ -1,0 +1,78 @@
+"""doctor: clear findings for a good setup and for each common misconfiguration."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+
+from localdev.imgix_emulator import ImgixEmulator
+from ops import doctor
+from tests.conftest import API_KEY, BUCKET, Stack
+
+
+def run(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = doctor.main(argv)
+    return code, out.getvalue()
+
+
+def base(stack: Stack, source_id: str) -> list[str]:
+    return [
+        "--secret-id",
+        stack.local.secret_name,
+        "--source-id",
+        source_id,
+        "--api-base-url",
+        stack.emulator.base_url,
+    ]
+
+
+def test_a_good_setup_passes_every_check(stack: Stack):
+    code, out = run(
+        [*base(stack, stack.source_id), "--bucket", BUCKET, "--prefix", "/images/", "--ingest"]
+    )
+    assert code == 0, out
+    assert "FAIL" not in out
+    for check in (
+        "API key",
+        "Source type",
+        "bucket",
+        "prefix",
+        "Asset Manager permission",
+        "Purge permission",
+        "uploads allowed",
+    ):
+        assert f"[ok] {check}" in out
+    assert "API_KEY" not in out and API_KEY not in out
+
+
+def test_misconfigurations_are_named(stack: Stack):
+    emulator: ImgixEmulator = stack.emulator
+    wrong = emulator.create_source(
+        "wrong", "other-bucket", prefix="img", enabled=False, allows_upload=False
+    )
+    code, out = run([*base(stack, wrong), "--bucket", BUCKET, "--prefix", "images", "--ingest"])
+    assert code == 1
+    assert "[FAIL] enabled: no" in out
+    assert "[FAIL] bucket: Source reads 'other-bucket'" in out
+    assert "[FAIL] prefix: Source prefix 'img', expected 'images'" in out
+    assert "[FAIL] uploads allowed" in out
+
+
+def test_missing_permissions_and_unknown_source(stack: Stack):
+    stack.emulator.api_keys[API_KEY] = frozenset({"sources"})
+    code, out = run(base(stack, stack.source_id))
+    assert code == 1
+    assert "[FAIL] Asset Manager permission: missing" in out
+    assert "[FAIL] Purge permission: missing" in out
+
+    code, out = run([*base(stack, "f" * 24), "--bucket", BUCKET])
+    assert code == 1
+    assert "no Source with this id" in out and stack.source_id in out  # suggests the right one
+
+
+def test_webfolder_source_is_refused(stack: Stack):
+    web = stack.emulator.create_source("web", "", deployment_type="webfolder")
+    code, out = run(base(stack, web))
+    assert code == 1 and "[FAIL] Source type: 'webfolder', must be 's3'" in out
