@@ -13,7 +13,7 @@ from imgix_autoadder.config import load_settings
 from imgix_autoadder.indexer import Indexer, Status
 from imgix_autoadder.observability import make_logger, make_metrics
 from imgix_autoadder.origin import S3Origin
-from imgix_autoadder.runtime import aws_client, build_client, dynamodb_table, fetch_api_key
+from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key
 from imgix_autoadder.s3_events import ObjectChange
 from imgix_autoadder.sources import SourceMap
 from imgix_autoadder.state import StateStore
@@ -25,7 +25,7 @@ client = build_client(settings, fetch_api_key(settings))
 indexer = Indexer(
     client,
     SourceMap.load(client, settings.source_ids),
-    StateStore(dynamodb_table(settings.state_table)),
+    StateStore(aws_client("dynamodb"), settings.state_table),
     logger,
     S3Origin(aws_client("s3")),
     max_parallel=1,

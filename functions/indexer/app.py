@@ -14,7 +14,7 @@ from imgix_autoadder.dead_letters import DeadLetterQueue
 from imgix_autoadder.indexer import Indexer
 from imgix_autoadder.observability import make_logger, make_metrics
 from imgix_autoadder.origin import S3Origin
-from imgix_autoadder.runtime import aws_client, build_client, dynamodb_table, fetch_api_key
+from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key, sqs_client
 from imgix_autoadder.sources import SourceMap
 from imgix_autoadder.sqs_batch import IndexerBatchHandler
 from imgix_autoadder.state import StateStore
@@ -30,17 +30,20 @@ logger.info(
         "sources": [{"id": s.id, "bucket": s.bucket, "prefix": s.prefix} for s in sources.sources]
     },
 )
+dynamodb = aws_client("dynamodb")  # one client for the state store and Idempotency
 indexer = Indexer(
     client,
     sources,
-    StateStore(dynamodb_table(settings.state_table)),
+    StateStore(dynamodb, settings.state_table),
     logger,
     S3Origin(aws_client("s3")),
     max_parallel=settings.max_parallel_requests,
-    idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+    idempotency=DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=dynamodb
+    ),
 )
 batch = IndexerBatchHandler(
-    indexer, DeadLetterQueue(aws_client("sqs"), settings.dead_letter_queue_url), logger, metrics
+    indexer, DeadLetterQueue(sqs_client, settings.dead_letter_queue_url), logger, metrics
 )
 
 

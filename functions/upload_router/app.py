@@ -8,7 +8,7 @@ from imgix_autoadder.config import load_settings
 from imgix_autoadder.dead_letters import DeadLetterQueue
 from imgix_autoadder.ingest import IngestRouter
 from imgix_autoadder.observability import make_logger, make_metrics
-from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key
+from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key, sqs_client
 from imgix_autoadder.uploader import Uploader
 
 logger = make_logger()
@@ -18,7 +18,7 @@ router = IngestRouter(
     Uploader(build_client(settings, fetch_api_key(settings)), aws_client("s3"), settings),
     aws_client("stepfunctions"),
     settings.upload_state_machine_arn,
-    DeadLetterQueue(aws_client("sqs"), settings.dead_letter_queue_url),
+    DeadLetterQueue(sqs_client, settings.dead_letter_queue_url),
     logger,
     metrics,
 )

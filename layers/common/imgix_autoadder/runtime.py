@@ -55,5 +55,5 @@ def aws_client(service: str) -> Any:
     return boto3.client(service)  # type: ignore[call-overload]
 
 
-def dynamodb_table(name: str) -> Any:
-    return boto3.resource("dynamodb").Table(name)
+def sqs_client() -> Any:
+    return aws_client("sqs")

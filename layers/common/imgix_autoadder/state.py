@@ -39,20 +39,25 @@ class KeyState:
 
 
 class StateStore:
-    def __init__(self, table: Any) -> None:
-        self._table = table  # a boto3 DynamoDB Table resource
+    """On the low-level DynamoDB client: the resource layer costs ~100 ms more at cold start."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._ddb = dynamodb_client
+        self._table = table_name
 
     def get(self, bucket: str, key: str) -> KeyState | None:
-        item = self._table.get_item(Key={"bucket": bucket, "key": key}, ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._ddb.get_item(
+            TableName=self._table,
+            Key={"bucket": {"S": bucket}, "key": {"S": key}},
+            ConsistentRead=True,
+        ).get("Item")
         if not item:
             return None
         return KeyState(
-            sequencer=str(item.get("sequencer", "")),
-            etag=str(item.get("etag", "")),
-            deleted=bool(item.get("deleted", False)),
-            action=str(item.get("action", "")),
+            sequencer=item.get("sequencer", {}).get("S", ""),
+            etag=item.get("etag", {}).get("S", ""),
+            deleted=item.get("deleted", {}).get("BOOL", False),
+            action=item.get("action", {}).get("S", ""),
         )
 
     def record(self, change: ObjectChange, action: str, absent: bool = False) -> bool:
@@ -62,23 +67,25 @@ class StateStore:
         """
         sequencer = sortable_sequencer(change.sequencer)
         deleted = change.removed or absent
+        now = int(time.time())
         item: dict[str, Any] = {
-            "bucket": change.bucket,
-            "key": change.key,
-            "sequencer": sequencer,
-            "etag": change.etag,
-            "deleted": deleted,
-            "action": action,
-            "updated_at": int(time.time()),
+            "bucket": {"S": change.bucket},
+            "key": {"S": change.key},
+            "sequencer": {"S": sequencer},
+            "etag": {"S": change.etag},
+            "deleted": {"BOOL": deleted},
+            "action": {"S": action},
+            "updated_at": {"N": str(now)},
         }
         if deleted:
-            item["expires_at"] = int(time.time()) + TOMBSTONE_TTL_S
+            item["expires_at"] = {"N": str(now + TOMBSTONE_TTL_S)}
         try:
-            self._table.put_item(
+            self._ddb.put_item(
+                TableName=self._table,
                 Item=item,
                 ConditionExpression="attribute_not_exists(#k) OR #s <= :s",
                 ExpressionAttributeNames={"#k": "key", "#s": "sequencer"},
-                ExpressionAttributeValues={":s": sequencer},
+                ExpressionAttributeValues={":s": {"S": sequencer}},
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
