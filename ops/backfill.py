@@ -8,13 +8,14 @@ progress from its map run until it ends: items succeeded, failed, pending.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+
+from ops import command_parser
 
 
 def start(
@@ -72,11 +73,7 @@ def wait(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ops backfill",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("backfill", __doc__)
     parser.add_argument(
         "--state-machine-arn", required=True, help="the stack's BackfillStateMachineArn output"
     )

@@ -9,7 +9,6 @@ anything fails.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from imgix_autoadder.config import load_settings
 from imgix_autoadder.imgix_client import ImgixClient, ImgixError
 from imgix_autoadder.runtime import fetch_api_key
 from imgix_autoadder.sources import Source
+from ops import command_parser
 
 PROBE_PATH = "__imgix-autoadder-doctor__/probe-that-does-not-exist.png"
 
@@ -133,11 +133,7 @@ def _suggest(client: ImgixClient, bucket: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ops doctor",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("doctor", __doc__)
     parser.add_argument("--secret-id", required=True, help="Secrets Manager name or ARN")
     parser.add_argument("--source-id", required=True)
     parser.add_argument("--bucket", help="the origin bucket the stack watches")

@@ -10,12 +10,13 @@ one. A dry run only lists; the messages become visible again at once.
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+
+from ops import command_parser
 
 NO_REASON = "(moved by SQS after maxReceiveCount)"
 
@@ -68,11 +69,7 @@ def redrive(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ops redrive",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("redrive", __doc__)
     parser.add_argument("--dlq-url", required=True, help="the stack's DeadLetterQueueUrl output")
     parser.add_argument("--queue-url", required=True, help="the stack's EventsQueueUrl output")
     parser.add_argument("--dry-run", action="store_true", help="only list the reasons")
