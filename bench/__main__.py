@@ -93,7 +93,7 @@ def bench_throughput(events: int, latency_s: float, parallel: int) -> dict[str, 
             api_key="bench-key", rate_limits={"default": (allowed_rate, 1.0)}
         ) as emulator,
     ):
-        handler, source_id, _ = indexer_setup(endpoint, parallel, emulator)
+        handler, source_id, s3 = indexer_setup(endpoint, parallel, emulator)
         emulator.latency_s = latency_s
         client = ImgixClient("bench-key", emulator.base_url, max_retries=0)
         started = time.perf_counter()
@@ -102,12 +102,13 @@ def bench_throughput(events: int, latency_s: float, parallel: int) -> dict[str, 
         baseline = time.perf_counter() - started
 
         emulator.reset_calls()
-        bodies = [
-            notification(
-                s3_record("ObjectCreated:Put", f"run/{i}.jpg", f"{i:032x}", bucket="bench-origin")
+        bodies = []
+        for i in range(events):  # real objects: the indexer checks S3 before calling imgix
+            etag = s3.put_object(Bucket="bench-origin", Key=f"run/{i}.jpg", Body=b"x")["ETag"]
+            record = s3_record(
+                "ObjectCreated:Put", f"run/{i}.jpg", etag.strip('"'), bucket="bench-origin"
             )
-            for i in range(events)
-        ]
+            bodies.append(notification(record))
         event = sqs_event(*bodies)  # one invocation: SQS batches reach 10,000 with a window
         started = time.perf_counter()
         response = handler.lambda_handler(event, Context())
@@ -115,6 +116,8 @@ def bench_throughput(events: int, latency_s: float, parallel: int) -> dict[str, 
         assert response == {"batchItemFailures": []}, response
         too_many = sum(1 for c in emulator.calls if c.status == 429)
         adds = len(emulator.calls_to("add_asset"))
+        if adds != events:  # a run that skipped its work measured nothing
+            raise RuntimeError(f"expected {events} adds, imgix received {adds}")
     limit = latency_s * math.ceil(events / parallel)
     return {
         "events": events,
@@ -267,7 +270,8 @@ def bench_streaming(size: int) -> dict[str, Any]:
         source_id = emulator.create_source("bench", "origin")
         client = ImgixClient("k", emulator.base_url)
         code = STREAM_CHILD.format(paths=[str(ROOT / "layers" / "common"), str(ROOT)])
-        for mode in ("plain", "transfer"):
+        # Alternate the two twice and keep each one's best: one 2 GB run is noisy here.
+        for mode in ("plain", "transfer", "plain", "transfer"):
             url = client.create_upload_session(source_id, f"{mode}.bin").url
             done = subprocess.run(
                 [PY, "-c", code, mode, url, str(size)],
@@ -277,8 +281,10 @@ def bench_streaming(size: int) -> dict[str, Any]:
                 text=True,
             )
             figures = json.loads(done.stdout)
-            results[f"{mode}_mb_per_s"] = size / 2**20 / figures["seconds"]
-            results[f"{mode}_peak_rss_mb"] = figures["peak_rss_mb"]
+            speed = size / 2**20 / figures["seconds"]
+            results[f"{mode}_mb_per_s"] = max(speed, results.get(f"{mode}_mb_per_s", 0.0))
+            rss = max(figures["peak_rss_mb"], results.get(f"{mode}_peak_rss_mb", 0.0))
+            results[f"{mode}_peak_rss_mb"] = rss
     results["throughput_vs_plain"] = results["transfer_mb_per_s"] / results["plain_mb_per_s"]
     return results
 

@@ -29,3 +29,4 @@ def test_bench_smoke_prints_the_four_figures_with_baselines():
     for baseline in ("baseline_s", "distinct_final_states", "bare_python_ms", "plain_mb_per_s"):
         assert baseline in out
     assert "http_429                     0" in out  # pacing kept the emulator's limit
+    assert "adds                         20" in out  # the indexer did the work it timed
