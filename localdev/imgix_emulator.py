@@ -76,6 +76,7 @@ class Call:
     origin_path: str = ""
     status: int = 0
     fault: str = ""
+    authorization: bool = False  # did the request carry an Authorization header at all
     at: float = field(default_factory=time.monotonic)
 
 
@@ -262,7 +263,9 @@ class ImgixEmulator:
         raw_path = urlsplit(handler.path).path
         query = parse_qs(urlsplit(handler.path).query)
         segments = raw_path.split("/")[1:]
-        call = Call(method, handler.path, "unknown")
+        call = Call(
+            method, handler.path, "unknown", authorization="Authorization" in handler.headers
+        )
         self._record(call)  # on arrival, so that calls are in arrival order
         try:
             route, params = _route(method, segments)

@@ -149,13 +149,18 @@ class Indexer:
 
     def index_existing(self, change: ObjectChange) -> Result:
         """Backfill one listed object: add it, refresh it if its ETag changed, or skip it."""
-        if change.is_folder_marker:
-            return Result(Status.SKIPPED, "folder marker")
-        targets = self._sources.targets(change.bucket, change.key)
+        targets, skip_reason = self._targets(change)
         if not targets:
-            return Result(Status.SKIPPED, "outside every Source prefix")
+            return Result(Status.SKIPPED, skip_reason)
         work = _KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
         return self._apply_safely(work)[0]
+
+    def _targets(self, change: ObjectChange) -> tuple[list[Target], str]:
+        """The Sources to tell about this change, or none and the reason why."""
+        if change.is_folder_marker:
+            return [], "folder marker"
+        targets = self._sources.targets(change.bucket, change.key)
+        return targets, "" if targets else "outside every Source prefix"
 
     def _collect(
         self, message: Message, work: dict[tuple[str, str], _KeyWork], report: BatchReport
@@ -171,14 +176,10 @@ class Indexer:
             return
         report.merge(message.message_id, Result(Status.SKIPPED, "no object change to index"))
         for change in changes:
-            if change.is_folder_marker:
-                report.counts["skipped"] += 1
-                continue
-            targets = self._sources.targets(change.bucket, change.key)
+            targets, skip_reason = self._targets(change)
             if not targets:
                 self._log.info(
-                    "key outside every Source prefix, skipped",
-                    extra={"bucket": change.bucket, "key": change.key},
+                    f"skipped: {skip_reason}", extra={"bucket": change.bucket, "key": change.key}
                 )
                 report.counts["skipped"] += 1
                 continue
