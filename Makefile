@@ -17,8 +17,9 @@ lint:
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
 
-typecheck:
+typecheck:      ## Every handler is a module named app: one mypy run each
 	.venv/bin/mypy
+	for handler in functions/*/app.py; do .venv/bin/mypy --strict --no-error-summary $$handler || exit 1; done
 
 unit:
 	.venv/bin/pytest

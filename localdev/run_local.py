@@ -117,7 +117,6 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
             emulator.calls[before:],
         )
 
-    emulator.reset_calls()  # the cold start's Source lookup is not part of the story
     for key, body in [
         ("images/hero.jpg", b"hero v1"),
         ("images/summer sale/banner 1+1.png", b"banner"),
@@ -127,7 +126,10 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
         ("docs/readme.txt", b"outside the Source prefix"),
     ]:
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    step("put 6 objects (1 folder marker, 1 outside the prefix): 4 adds expected")
+    step(
+        "put 6 objects (1 folder marker, 1 outside the prefix): 4 adds expected, "
+        "after the first invocation's Source lookup"
+    )
 
     s3.put_object(Bucket=BUCKET, Key="images/hero.jpg", Body=b"hero v2")
     step("overwrite images/hero.jpg: 1 refresh expected")

@@ -4,32 +4,31 @@ Transient failures raise TransientIndexError (the map retries with jittered back
 permanent ones raise PermanentIndexError and count as the map run's failed items.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imgix_autoadder.config import load_settings
-from imgix_autoadder.indexer import Indexer, Status
 from imgix_autoadder.observability import make_logger, make_metrics
-from imgix_autoadder.origin import S3Origin
-from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key
-from imgix_autoadder.s3_events import ObjectChange
-from imgix_autoadder.sources import SourceMap
-from imgix_autoadder.state import StateStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from imgix_autoadder.indexer import Indexer
 
 logger = make_logger()
 metrics = make_metrics()
 settings = load_settings(required=("STATE_TABLE",))
-client = build_client(settings, fetch_api_key(settings))
-indexer = Indexer(
-    client,
-    SourceMap.load(client, settings.source_ids),
-    StateStore(aws_client("dynamodb"), settings.state_table),
-    logger,
-    S3Origin(aws_client("s3")),
-    max_parallel=1,
-)
+
+
+@cache
+def indexer() -> Indexer:
+    from imgix_autoadder.runtime import build_backfill_indexer  # boto3 and friends: first use
+
+    return build_backfill_indexer(settings, logger)
 
 
 class TransientIndexError(Exception):
@@ -43,6 +42,9 @@ class PermanentIndexError(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from imgix_autoadder.indexer import Status  # loaded with indexer() anyway
+    from imgix_autoadder.s3_events import ObjectChange
+
     listed = event["object"]
     change = ObjectChange(
         bucket=event["bucket"],
@@ -55,7 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event_name="Backfill",
         event_time=str(listed.get("LastModified", "")),
     )
-    result = indexer.index_existing(change)
+    result = indexer().index_existing(change)
     metrics.add_metric(
         name=f"Backfill{result.status.value.title()}", unit=MetricUnit.Count, value=1
     )

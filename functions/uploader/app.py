@@ -4,27 +4,41 @@ Errors are raised as TransientUploadError (the state machine retries with jitter
 backoff) or PermanentUploadError (caught, recorded by the RecordFailure step).
 """
 
-from typing import Any
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imgix_autoadder.config import load_settings
 from imgix_autoadder.observability import make_logger, make_metrics
-from imgix_autoadder.runtime import aws_client, build_client, fetch_api_key
-from imgix_autoadder.uploader import Uploader, UploadJob
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from imgix_autoadder.uploader import Uploader
 
 logger = make_logger()
 metrics = make_metrics()
 settings = load_settings()
-uploader = Uploader(build_client(settings, fetch_api_key(settings)), aws_client("s3"), settings)
+
+
+@cache
+def upload_steps() -> Uploader:
+    from imgix_autoadder.runtime import build_uploader  # boto3 and friends: first use
+
+    return build_uploader(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from imgix_autoadder.uploader import UploadJob  # loaded with upload_steps() anyway
+
     action = event["action"]
     job = UploadJob.from_dict(event["job"])
+    uploader = upload_steps()
     # The execution name ties every step of one upload together in the logs.
     logger.set_correlation_id(event.get("execution"))
     logger.append_keys(action=action, key=job.key, source_id=job.source_id)
