@@ -7,6 +7,7 @@ Each message then gets one outcome: done, skipped, poison (DLQ with reason) or r
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from imgix_autoadder.imgix_client import ImgixClient, ImgixError, ImgixNotFound
 from imgix_autoadder.s3_events import ObjectChange, PoisonRecord, parse_message_body
 from imgix_autoadder.sources import SourceMap, Target
-from imgix_autoadder.state import StateStore
+from imgix_autoadder.state import KeyState, StateStore
 
 
 class Log(Protocol):
@@ -109,7 +110,10 @@ class Indexer:
         self._sources = sources
         self._state = state
         self._log = log
-        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="imgix")
+        # Twice as many workers as imgix slots: while some wait on DynamoDB or S3, the
+        # others keep every slot the rate limit allows busy.
+        self._pool = ThreadPoolExecutor(max_workers=2 * max_parallel, thread_name_prefix="key")
+        self._imgix_slots = threading.BoundedSemaphore(max_parallel)
         # The state table orders events; Idempotency adds the in-progress lock, so that two
         # concurrent deliveries of one S3 event cannot both call imgix.
         self._idempotency_config = IdempotencyConfig(
@@ -136,9 +140,19 @@ class Indexer:
         work: dict[tuple[str, str], _KeyWork] = {}
         for message in messages:
             self._collect(message, work, report)
-        for key_work, (result, action) in zip(
-            work.values(), self._pool.map(self._apply_safely, work.values()), strict=True
-        ):
+        try:
+            known = self._state.get_many(work.keys())
+        except Exception as exc:  # no state, no safe decision: SQS delivers the batch again
+            self._log.warning("state unreadable", extra={"error": repr(exc)[:500]})
+            unread = Result(Status.RETRY, f"state unreadable: {type(exc).__name__}")
+            outcomes = [(unread, Action.NONE)] * len(work)
+        else:
+            outcomes = list(
+                self._pool.map(
+                    lambda w: self._apply_safely(w, known.get((w.bucket, w.key))), work.values()
+                )
+            )
+        for key_work, (result, action) in zip(work.values(), outcomes, strict=True):
             report.counts[
                 action.value if result.status is Status.DONE else result.status.value
             ] += 1
@@ -153,7 +167,11 @@ class Indexer:
         if not targets:
             return Result(Status.SKIPPED, skip_reason)
         work = _KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
-        return self._apply_safely(work)[0]
+        try:
+            known = self._state.get(change.bucket, change.key)
+        except Exception as exc:
+            return Result(Status.RETRY, f"state unreadable: {type(exc).__name__}")
+        return self._apply_safely(work, known)[0]
 
     def _targets(self, change: ObjectChange) -> tuple[list[Target], str]:
         """The Sources to tell about this change, or none and the reason why."""
@@ -188,13 +206,16 @@ class Indexer:
             )
             entry.changes.append((change, message.message_id))
 
-    def _apply_safely(self, work: _KeyWork) -> tuple[Result, Action]:
+    def _apply_safely(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
         try:
             latest = work.latest
+            if known is not None and known.is_newer_or_same(latest):
+                # The common no-op (redelivery, older event) costs no lock and no write.
+                return Result(Status.SKIPPED, "stale or duplicate event (sequencer)"), Action.NONE
             if self._apply_once is None or not latest.sequencer:
-                return self._apply(work)  # no sequencer, no stable event identity
+                return self._apply(work, known)  # no sequencer, no stable event identity
             event = {"bucket": work.bucket, "key": work.key, "sequencer": latest.sequencer}
-            record = self._apply_once(event=event, work=work)
+            record = self._apply_once(event=event, work=work, known=known)
             if record.get("replayed"):
                 return Result(Status.SKIPPED, "duplicate delivery (idempotency)"), Action.NONE
             return Result(Status(record["status"]), record["reason"], record["api_ms"]), Action(
@@ -215,8 +236,10 @@ class Indexer:
             )
             return Result(Status.RETRY, f"{type(exc).__name__}: {exc}"[:500]), Action.NONE
 
-    def _apply_as_record(self, event: dict[str, str], work: _KeyWork) -> dict[str, Any]:
-        result, action = self._apply(work)
+    def _apply_as_record(
+        self, event: dict[str, str], work: _KeyWork, known: KeyState | None
+    ) -> dict[str, Any]:
+        result, action = self._apply(work, known)
         return {
             "status": result.status.value,
             "reason": result.reason,
@@ -224,12 +247,13 @@ class Indexer:
             "action": action.value,
         }
 
-    def _apply(self, work: _KeyWork) -> tuple[Result, Action]:
-        latest = work.latest
-        known = self._state.get(work.bucket, work.key)
-        if known is not None and known.is_newer_or_same(latest):
-            return Result(Status.SKIPPED, "stale or duplicate event (sequencer)"), Action.NONE
+    def _apply(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
+        """`known`: the key's state as read for the whole batch, before any key was handled.
 
+        A concurrent writer can only have moved it forward since; the conditional write in
+        StateStore.record keeps the newest, and Idempotency keeps one event to one call.
+        """
+        latest = work.latest
         if latest.removed:
             if known is not None and known.deleted:
                 self._state.record(latest, Action.NONE)  # newer sequencer, still gone
@@ -266,6 +290,10 @@ class Indexer:
         return Result(Status.DONE, action.value, api_ms), action
 
     def _call(self, action: Action, target: Target) -> float:
+        with self._imgix_slots:
+            return self._call_now(action, target)
+
+    def _call_now(self, action: Action, target: Target) -> float:
         source, path = target.source, target.origin_path
         started = time.perf_counter()
         if action is Action.ADD:

@@ -7,7 +7,9 @@ ETag really changed. Writes are conditional, so a late writer can never roll sta
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +19,17 @@ from imgix_autoadder.s3_events import ObjectChange
 
 SEQUENCER_WIDTH = 64
 TOMBSTONE_TTL_S = 30 * 24 * 3600  # deleted keys are forgotten after 30 days
+BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
+UNPROCESSED_RETRIES = 4
 
 
 def sortable_sequencer(sequencer: str) -> str:
     """AWS documents: left-pad with zeros to equal length, then compare as strings."""
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0") if sequencer else ""
+
+
+class StateUnavailable(Exception):
+    """DynamoDB kept some keys unprocessed (throttling): the batch is retried later."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,15 @@ class KeyState:
         return sortable_sequencer(change.sequencer) <= self.sequencer
 
 
+def _state_of(item: dict[str, Any]) -> KeyState:
+    return KeyState(
+        sequencer=item.get("sequencer", {}).get("S", ""),
+        etag=item.get("etag", {}).get("S", ""),
+        deleted=item.get("deleted", {}).get("BOOL", False),
+        action=item.get("action", {}).get("S", ""),
+    )
+
+
 class StateStore:
     """On the low-level DynamoDB client: the resource layer costs ~100 ms more at cold start."""
 
@@ -51,14 +68,31 @@ class StateStore:
             Key={"bucket": {"S": bucket}, "key": {"S": key}},
             ConsistentRead=True,
         ).get("Item")
-        if not item:
-            return None
-        return KeyState(
-            sequencer=item.get("sequencer", {}).get("S", ""),
-            etag=item.get("etag", {}).get("S", ""),
-            deleted=item.get("deleted", {}).get("BOOL", False),
-            action=item.get("action", {}).get("S", ""),
-        )
+        return _state_of(item) if item else None
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KeyState]:
+        """The states of many (bucket, key) pairs in one round trip per 100: absent ones are
+        missing from the result. A batch's keys are read together, before any is handled."""
+        wanted = [{"bucket": {"S": b}, "key": {"S": k}} for b, k in dict.fromkeys(keys)]
+        found: dict[tuple[str, str], KeyState] = {}
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": wanted[start : start + BATCH_GET_LIMIT],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                response = self._ddb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[(item["bucket"]["S"], item["key"]["S"])] = _state_of(item)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                if attempt == UNPROCESSED_RETRIES:  # throttled throughout: let SQS retry
+                    raise StateUnavailable(f"{len(request[self._table]['Keys'])} keys unread")
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # full jitter, as AWS advises
+        return found
 
     def record(self, change: ObjectChange, action: str, absent: bool = False) -> bool:
         """Remember `change`; False when a newer event was recorded meanwhile.
