@@ -110,9 +110,9 @@ class Indexer:
         self._sources = sources
         self._state = state
         self._log = log
-        # Twice as many workers as imgix slots: while some wait on DynamoDB or S3, the
-        # others keep every slot the rate limit allows busy.
-        self._pool = ThreadPoolExecutor(max_workers=2 * max_parallel, thread_name_prefix="key")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.workers_for(max_parallel), thread_name_prefix="key"
+        )
         self._imgix_slots = threading.BoundedSemaphore(max_parallel)
         # The state table orders events; Idempotency adds the in-progress lock, so that two
         # concurrent deliveries of one S3 event cannot both call imgix.
@@ -130,6 +130,12 @@ class Indexer:
             if idempotency is not None
             else None
         )
+
+    @staticmethod
+    def workers_for(max_parallel: int) -> int:
+        """Twice as many workers as imgix slots: while some wait on DynamoDB or S3, the
+        others keep every slot that the rate limit allows busy."""
+        return 2 * max_parallel
 
     def register_context(self, context: Any) -> None:
         """Lets Idempotency expire an in-progress lock when an invocation times out."""
@@ -248,7 +254,8 @@ class Indexer:
         }
 
     def _apply(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
-        """`known`: the key's state as read for the whole batch, before any key was handled.
+        """`known`: the key's state as read before it was handled (for an SQS batch, in one
+        read for all its keys).
 
         A concurrent writer can only have moved it forward since; the conditional write in
         StateStore.record keeps the newest, and Idempotency keeps one event to one call.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
 
 from imgix_autoadder.config import Settings
 from imgix_autoadder.imgix_client import ImgixClient, Pacers
@@ -65,9 +66,11 @@ def build_client(settings: Settings, api_key: str) -> ImgixClient:
     )
 
 
-def aws_client(service: str) -> Any:
+def aws_client(service: str, connections: int = 10) -> Any:
+    """`connections`: as many as threads share the client (botocore keeps 10 by default)."""
     # AWS_ENDPOINT_URL (moto locally) is honoured by boto3 itself.
-    return boto3.client(service)  # type: ignore[call-overload]
+    config = Config(max_pool_connections=max(connections, 10))
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def sqs_client() -> Any:
@@ -96,13 +99,14 @@ def build_indexer_batch(
     from imgix_autoadder.state import StateStore
 
     client = build_client(settings, fetch_api_key(settings))
-    dynamodb = aws_client("dynamodb")  # one client for the state store and Idempotency
+    workers = Indexer.workers_for(settings.max_parallel_requests)
+    dynamodb = aws_client("dynamodb", workers)  # one client for the state store and Idempotency
     indexer = Indexer(
         client,
         load_sources(client, settings, logger),
         StateStore(dynamodb, settings.state_table),
         logger,
-        S3Origin(aws_client("s3")),
+        S3Origin(aws_client("s3", workers)),
         max_parallel=settings.max_parallel_requests,
         idempotency=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, boto3_client=dynamodb
