@@ -66,12 +66,20 @@ def count_aws_call(model: Any, **_: Any) -> None:
     aws_calls.append(model.name)
 
 
+def set_up_only_batch() -> dict[str, Any]:
+    """An SQS batch for a bucket no Source serves: the indexer sets up and calls nothing."""
+    from tests.conftest import notification, s3_record, sqs_event
+
+    outside = s3_record("ObjectCreated:Put", "x.jpg", "e", bucket="not-a-source-bucket")
+    return sqs_event(notification(outside))
+
+
 def indexer_setup(endpoint: str, parallel: int, emulator: Any) -> tuple[Any, str, Any]:
     import boto3
 
     from localdev.provision import provision
     from localdev.run_local import load_handler
-    from tests.conftest import TEST_CLIENT_ENV, notification, s3_record, sqs_event
+    from tests.conftest import TEST_CLIENT_ENV
 
     os.environ.update(aws_env(endpoint))
     local = provision("bench-origin", "bench-key", notifications=False)
@@ -88,15 +96,13 @@ def indexer_setup(endpoint: str, parallel: int, emulator: Any) -> tuple[Any, str
     )
     handler = load_handler("indexer")
     # A warm execution environment: the first invocation builds clients, reads the secret
-    # and the Sources (figure 3 shows that cost). A record for another bucket calls nothing.
-    outside = s3_record("ObjectCreated:Put", "x.jpg", "e", bucket="not-a-source-bucket")
-    handler.lambda_handler(sqs_event(notification(outside)), Context())
+    # and the Sources (figure 3 shows that cost).
+    handler.lambda_handler(set_up_only_batch(), Context())
     return handler, source_id, boto3.client("s3")
 
 
 # -- 1. throughput --------------------------------------------------------------------------
 def bench_throughput(events: int, latency_s: float, parallel: int) -> dict[str, Any]:
-
     from imgix_autoadder.imgix_client import ImgixClient
     from localdev.imgix_emulator import ImgixEmulator
     from tests.conftest import notification, s3_record, sqs_event
@@ -229,7 +235,6 @@ print(json.dumps({{"import_init": t1 - t0, "first_invocation": first}}))
 
 def bench_cold_start(repeats: int) -> dict[str, Any]:
     from localdev.imgix_emulator import ImgixEmulator
-    from tests.conftest import notification, s3_record, sqs_event
 
     def run(code: str, env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()
@@ -255,9 +260,8 @@ def bench_cold_start(repeats: int) -> dict[str, Any]:
             results[f"{name}_over_bare_ms"] = (total - bare) * 1000
         # Not part of the target, shown so that nothing hides: what the import no longer
         # pays, the first batch of each execution environment does (boto3, the secret, the
-        # Sources). A one-record batch for another bucket: all set-up, no imgix call.
-        outside = s3_record("ObjectCreated:Put", "x.jpg", "e", bucket="not-a-source-bucket")
-        first_batch = json.dumps(sqs_event(notification(outside)))
+        # Sources).
+        first_batch = json.dumps(set_up_only_batch())
         code = COLD_START.format(
             layer=str(ROOT / "layers" / "common"),
             path=str(ROOT / "functions" / "indexer" / "app.py"),
