@@ -146,18 +146,7 @@ class Indexer:
         work: dict[tuple[str, str], _KeyWork] = {}
         for message in messages:
             self._collect(message, work, report)
-        try:
-            known = self._state.get_many(work.keys())
-        except Exception as exc:  # no state, no safe decision: SQS delivers the batch again
-            self._log.warning("state unreadable", extra={"error": repr(exc)[:500]})
-            unread = Result(Status.RETRY, f"state unreadable: {type(exc).__name__}")
-            outcomes = [(unread, Action.NONE)] * len(work)
-        else:
-            outcomes = list(
-                self._pool.map(
-                    lambda w: self._apply_safely(w, known.get((w.bucket, w.key))), work.values()
-                )
-            )
+        outcomes = self._apply_all(list(work.values()))
         for key_work, (result, action) in zip(work.values(), outcomes, strict=True):
             report.counts[
                 action.value if result.status is Status.DONE else result.status.value
@@ -173,11 +162,19 @@ class Indexer:
         if not targets:
             return Result(Status.SKIPPED, skip_reason)
         work = _KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
+        return self._apply_all([work])[0][0]
+
+    def _apply_all(self, works: list[_KeyWork]) -> list[tuple[Result, Action]]:
+        """Read the keys' states in one go, then handle the keys in parallel."""
         try:
-            known = self._state.get(change.bucket, change.key)
-        except Exception as exc:
-            return Result(Status.RETRY, f"state unreadable: {type(exc).__name__}")
-        return self._apply_safely(work, known)[0]
+            known = self._state.get_many((w.bucket, w.key) for w in works)
+        except Exception as exc:  # no state, no safe decision: the work is delivered again
+            self._log.warning("state unreadable", extra={"error": repr(exc)[:500]})
+            unread = Result(Status.RETRY, f"state unreadable: {type(exc).__name__}")
+            return [(unread, Action.NONE)] * len(works)
+        return list(
+            self._pool.map(lambda w: self._apply_safely(w, known.get((w.bucket, w.key))), works)
+        )
 
     def _targets(self, change: ObjectChange) -> tuple[list[Target], str]:
         """The Sources to tell about this change, or none and the reason why."""
@@ -254,8 +251,8 @@ class Indexer:
         }
 
     def _apply(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
-        """`known`: the key's state as read before it was handled (for an SQS batch, in one
-        read for all its keys).
+        """`known`: the key's state as read before it was handled, in one read for all the
+        keys of its batch.
 
         A concurrent writer can only have moved it forward since; the conditional write in
         StateStore.record keeps the newest, and Idempotency keeps one event to one call.

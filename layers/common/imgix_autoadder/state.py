@@ -62,14 +62,6 @@ class StateStore:
         self._ddb = dynamodb_client
         self._table = table_name
 
-    def get(self, bucket: str, key: str) -> KeyState | None:
-        item = self._ddb.get_item(
-            TableName=self._table,
-            Key={"bucket": {"S": bucket}, "key": {"S": key}},
-            ConsistentRead=True,
-        ).get("Item")
-        return _state_of(item) if item else None
-
     def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KeyState]:
         """The states of many (bucket, key) pairs in one round trip per 100: absent ones are
         missing from the result. A batch's keys are read together, before any is handled."""
