@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -170,6 +170,9 @@ class ImgixEmulator:
         self.origin = origin
         self.rate_limits = dict(rate_limits) if rate_limits else {}
         self.faults = FaultPlan()
+        # Canned answers for the "answer:<name>" fault: (status, headers, body bytes).
+        self.answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.on_request: Callable[[Call], None] | None = None
         self.latency_s = 0.0
         self.timeout_delay_s = 2.0
         self.session_polls_to_complete: int | None = 1  # None: sessions never complete
@@ -283,6 +286,8 @@ class ImgixEmulator:
                 status, body = self._presigned_put(handler, params["session_id"], query)
                 self._respond(handler, call, status, body)
                 return
+            if self.on_request is not None:
+                self.on_request(call)  # a test's hook: change the world as a request arrives
             permission = self._authenticate(handler)
             self._rate_limit(handler, route)
             fault = self.faults.next(route, call.origin_path)
@@ -332,6 +337,17 @@ class ImgixEmulator:
             handler.close_connection = True
 
     def _fault(self, handler: _Handler, call: Call, fault: str) -> None:
+        if fault.startswith("answer:"):
+            # A canned answer, byte for byte: how a test shows the client what a proxy, a
+            # truncated body or an unexpected imgix document looks like.
+            status, headers, payload = self.answers[fault.removeprefix("answer:")]
+            call.status = status
+            handler.send_response(status)
+            for name, value in {"Content-Length": str(len(payload)), **headers}.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
         if fault == "reset":
             call.status = 0
             handler.connection.setsockopt(

@@ -10,6 +10,13 @@ import boto3
 
 STATE_TABLE = "imgix-autoadder-state"
 IDEMPOTENCY_TABLE = "imgix-autoadder-idempotency"
+UPLOAD_SESSIONS_TABLE = "imgix-autoadder-upload-sessions"
+EVENTS_QUEUE = "imgix-autoadder-events"
+EVENTS_DLQ = "imgix-autoadder-dlq"
+INGEST_QUEUE = "imgix-autoadder-ingest"
+INGEST_DLQ = "imgix-autoadder-ingest-dlq"
+UPLOAD_STATE_MACHINE = "imgix-autoadder-upload-session"
+UPLOADER_FUNCTION = "imgix-autoadder-uploader"
 SECRET_NAME = "imgix-autoadder/api-key"  # noqa: S105 - a name, not a secret
 
 
@@ -21,6 +28,7 @@ class LocalStack:
     dlq_url: str
     state_table: str
     secret_name: str
+    secret_arn: str = ""
 
     def env(self, api_base_url: str, source_ids: list[str]) -> dict[str, str]:
         """The environment template.yaml gives the indexer, pointed at local endpoints."""
@@ -31,6 +39,7 @@ class LocalStack:
             "STATE_TABLE": self.state_table,
             "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
             "DEAD_LETTER_QUEUE_URL": self.dlq_url,
+            "EVENTS_QUEUE_URL": self.queue_url,
             "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",
             "POWERTOOLS_METRICS_NAMESPACE": "ImgixAutoadder",
         }
@@ -41,12 +50,14 @@ def provision(
 ) -> LocalStack:
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     s3.create_bucket(Bucket=bucket)
-    dlq_url = sqs.create_queue(QueueName="imgix-autoadder-dlq")["QueueUrl"]
+    # template.yaml creates the origin bucket versioned.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    dlq_url = sqs.create_queue(QueueName=EVENTS_DLQ)["QueueUrl"]
     dlq_arn = _arn(sqs, dlq_url)
     queue_url = sqs.create_queue(
-        QueueName="imgix-autoadder-events",
+        QueueName=EVENTS_QUEUE,
         Attributes={
-            "VisibilityTimeout": "360",
+            "VisibilityTimeout": "370",
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
             ),
@@ -80,10 +91,10 @@ def provision(
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    boto3.client("secretsmanager").create_secret(
+    secret_arn = boto3.client("secretsmanager").create_secret(
         Name=SECRET_NAME, SecretString=json.dumps({"api_key": api_key})
-    )
-    return LocalStack(bucket, queue_url, queue_arn, dlq_url, STATE_TABLE, SECRET_NAME)
+    )["ARN"]
+    return LocalStack(bucket, queue_url, queue_arn, dlq_url, STATE_TABLE, SECRET_NAME, secret_arn)
 
 
 def _arn(sqs: Any, url: str) -> str:
@@ -95,33 +106,59 @@ def _arn(sqs: Any, url: str) -> str:
 class LocalIngest:
     bucket: str
     queue_url: str
+    dlq_url: str
     state_machine_arn: str
 
     def env(self) -> dict[str, str]:
         return {
             "UPLOAD_STATE_MACHINE_ARN": self.state_machine_arn,
+            "UPLOAD_SESSIONS_TABLE": UPLOAD_SESSIONS_TABLE,
             "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",  # the emulator hands out loopback URLs
             "UPLOAD_URL_ALLOW_HTTP": "true",
             "UPLOAD_POLL_INTERVAL_SECONDS": "1",
         }
 
+    def router_env(self) -> dict[str, str]:
+        """The router's own DLQ is the ingest DLQ (template.yaml)."""
+        return {**self.env(), "DEAD_LETTER_QUEUE_URL": self.dlq_url}
 
-def provision_ingest(bucket: str, definition: str, uploader_arn: str) -> LocalIngest:
-    """The ingest bucket, its queue and the upload-session state machine (template.yaml)."""
+
+def provision_ingest(
+    bucket: str, definition: str, uploader_arn: str, notifications: bool = True
+) -> LocalIngest:
+    """The ingest bucket (versioned), its queue and DLQ, the presigned-URL table and the
+    upload-session state machine, as template.yaml makes them."""
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     s3.create_bucket(Bucket=bucket)
-    queue_url = sqs.create_queue(QueueName="imgix-autoadder-ingest")["QueueUrl"]
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": _arn(sqs, queue_url), "Events": ["s3:ObjectCreated:*"]}
-            ]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    dlq_url = sqs.create_queue(QueueName=INGEST_DLQ)["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName=INGEST_QUEUE,
+        Attributes={
+            "VisibilityTimeout": "5400",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": _arn(sqs, dlq_url), "maxReceiveCount": "5"}
+            ),
         },
+    )["QueueUrl"]
+    if notifications:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": _arn(sqs, queue_url), "Events": ["s3:ObjectCreated:*"]}
+                ]
+            },
+        )
+    boto3.client("dynamodb").create_table(
+        TableName=UPLOAD_SESSIONS_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
     )
     arn = boto3.client("stepfunctions").create_state_machine(
-        name="imgix-autoadder-upload-session",
+        name=UPLOAD_STATE_MACHINE,
         definition=definition.replace("${UploaderFunctionArn}", uploader_arn),
         roleArn="arn:aws:iam::123456789012:role/imgix-autoadder-upload-session",
     )["stateMachineArn"]
-    return LocalIngest(bucket, queue_url, arn)
+    return LocalIngest(bucket, queue_url, dlq_url, arn)

@@ -15,7 +15,7 @@ from typing import Any
 
 from imgix_autoadder.config import load_settings
 from imgix_autoadder.imgix_client import ImgixClient, ImgixError
-from imgix_autoadder.runtime import fetch_api_key
+from imgix_autoadder.runtime import api_key_source, aws_session
 from imgix_autoadder.sources import Source
 from ops import command_parser
 
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             "IMGIX_API_BASE_URL": args.api_base_url,
         }
     )
-    client = ImgixClient(fetch_api_key(settings), args.api_base_url, max_retries=2)
+    keys = api_key_source(settings, aws_session("doctor"))
+    client = ImgixClient(keys, args.api_base_url, max_retries=2)
     findings = diagnose(client, args.source_id, args.bucket, args.prefix, args.ingest)
     for finding in findings:
         print(finding)

@@ -19,14 +19,22 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
+from imgix_autoadder import runtime
 from localdev.imgix_emulator import ImgixEmulator, S3Origin
 from localdev.provision import LocalStack, provision
+from tests.template_iam import (
+    admin_session,
+    enforce_iam,
+    function_identities,
+    state_machine_identity,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 REGION = "us-east-1"
 API_KEY = "ak_test_6f1c2d9e8b7a4c3d2e1f0a9b8c7d6e5f"
 BUCKET = "imgix-autoadder-origin-example"
+INGEST = "imgix-autoadder-ingest-example"
 PREFIX = "images"
 SUBDOMAINS = ("autoadder-demo", "autoadder-cdn")
 MOTO_CONFIG: Any = {
@@ -37,21 +45,27 @@ MOTO_CONFIG: Any = {
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto with IAM enforced: the test itself acts as an administrator, and each handler
+    as its own function's role (see `stack`), so a call the template does not allow fails."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     with mock_aws(config=MOTO_CONFIG):
         parameters.clear_caches()
-        yield
+        admin = admin_session().get_credentials()
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_key)
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the next client reads them
+        with enforce_iam():
+            yield
 
 
 @pytest.fixture
@@ -72,6 +86,7 @@ class Stack:
     local: LocalStack
     s3: Any
     sqs: Any
+    identities: dict[str, boto3.Session]
 
     @property
     def dlq_url(self) -> str:
@@ -101,6 +116,16 @@ TEST_CLIENT_ENV = {
 }
 
 
+def template_parameters(local: LocalStack, source_id: str, **extra: str) -> dict[str, str]:
+    return {
+        "OriginBucketName": BUCKET,
+        "ImgixSourceIds": source_id,
+        "ImgixApiKeySecretArn": local.secret_arn,
+        "IngestBucketName": INGEST,
+        **extra,
+    }
+
+
 @pytest.fixture
 def stack(emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
     # S3 notifications off: tests hand the handler exact, real-shaped events themselves.
@@ -108,7 +133,12 @@ def stack(emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
     source_id = emulator.create_source("origin", BUCKET, prefix=PREFIX, subdomains=SUBDOMAINS)
     for name, value in {**local.env(emulator.base_url, [source_id]), **TEST_CLIENT_ENV}.items():
         monkeypatch.setenv(name, value)
-    return Stack(emulator, source_id, local, boto3.client("s3"), boto3.client("sqs"))
+    # Each function reaches AWS with exactly the permissions template.yaml grants it.
+    parameters = template_parameters(local, source_id)
+    identities = function_identities(parameters)
+    state_machine_identity(parameters)
+    monkeypatch.setattr(runtime, "aws_session", lambda function: identities[function])
+    return Stack(emulator, source_id, local, boto3.client("s3"), boto3.client("sqs"), identities)
 
 
 def load_function(name: str) -> ModuleType:
@@ -156,6 +186,7 @@ def s3_record(
     size: int | None = None,
     sequencer: str | None = None,
     bucket: str = BUCKET,
+    version_id: str | None = None,
 ) -> dict[str, Any]:
     """One S3 notification record, key URL-encoded exactly as S3 sends it."""
     template = json.loads(
@@ -172,6 +203,9 @@ def s3_record(
     }
     if not event_name.startswith("ObjectRemoved"):
         obj.update(size=size if size is not None else 11, eTag=etag or "0" * 32)
+    if version_id is not None:  # S3 adds it for a versioned bucket, after eTag
+        obj["versionId"] = version_id
+        obj["sequencer"] = obj.pop("sequencer")
     template["s3"]["object"] = obj
     return dict(template)
 

@@ -55,3 +55,135 @@ def test_sqs_visibility_is_at_least_six_times_the_function_timeout():
     assert RESOURCES["IngestQueue"]["Properties"]["VisibilityTimeout"] >= 6 * router_timeout
     events = RESOURCES["IndexerFunction"]["Properties"]["Events"]["ObjectEvents"]["Properties"]
     assert events["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+# -- figures that depend on each other -------------------------------------------------------
+def default_settings() -> Any:
+    from imgix_autoadder.config import load_settings
+
+    return load_settings({"IMGIX_API_KEY_SECRET": "s", "IMGIX_SOURCE_IDS": "a" * 24})
+
+
+def test_the_indexer_figures_agree_with_each_other():
+    from imgix_autoadder.config import (
+        PACING_HEADROOM,
+        PUBLISHED_REFRESH_PER_MINUTE,
+        SQS_MAX_DELAY_S,
+    )
+
+    settings = default_settings()
+    timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
+    queue = RESOURCES["EventsQueue"]["Properties"]
+    source = RESOURCES["IndexerFunction"]["Properties"]["Events"]["ObjectEvents"]["Properties"]
+    window = source["MaximumBatchingWindowInSeconds"]
+    # AWS: visibility at least 6x the function timeout plus the batching window.
+    assert queue["VisibilityTimeout"] >= 6 * timeout + window
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) >= 5  # AWS: at least 5
+    # One attempt always fits between the start and the reserve; a pacing wait too.
+    assert (
+        timeout > settings.handler_reserve_s + settings.connect_timeout_s + settings.read_timeout_s
+    )
+    assert timeout > settings.handler_reserve_s + settings.max_pacing_wait_s
+    # Even at the largest MaxConcurrency a deferred refresh can wait for its next slot.
+    most = TEMPLATE["Parameters"]["MaxConcurrency"]["MaxValue"]
+    per_env_per_minute = PUBLISHED_REFRESH_PER_MINUTE * PACING_HEADROOM / (most + 1)
+    assert 60 / per_env_per_minute <= SQS_MAX_DELAY_S
+    # A batch of 10 keys gets 10 workers: none waits for another's pacing slot.
+    from imgix_autoadder.indexer import Indexer
+
+    assert Indexer.workers_for(settings.max_parallel_requests) >= source["BatchSize"]
+
+
+def upload_states() -> dict[str, Any]:
+    import json
+
+    document = json.loads((ROOT / "statemachine" / "upload_session.asl.json").read_text())
+    states: dict[str, Any] = document["States"]
+    return states
+
+
+def test_upload_task_timeouts_cover_the_client_retry_budget():
+    budget = default_settings().call_budget_s()
+    function_timeout = RESOURCES["UploaderFunction"]["Properties"]["Timeout"]
+    for name in ("CreateSession", "CloseSession", "CheckStatus"):
+        assert budget <= upload_states()[name]["TimeoutSeconds"] <= function_timeout, name
+    for name, state in upload_states().items():
+        if state["Type"] == "Task":
+            assert state["TimeoutSeconds"] <= function_timeout, name
+    # A create that timed out may have opened a session: never open a second one.
+    retried = upload_states()["CreateSession"]["Retry"][0]["ErrorEquals"]
+    assert "States.Timeout" not in retried and "States.ALL" not in retried
+
+
+def test_no_presigned_url_leaves_the_uploader():
+    create = upload_states()["CreateSession"]["ResultSelector"]
+    assert set(create) == {"id.$", "status.$"}
+    logging = RESOURCES["UploadStateMachine"]["Properties"]["Logging"]
+    assert logging["IncludeExecutionData"] is False
+
+
+def dead_letter_queues() -> set[str]:
+    found = set()
+    for resource in RESOURCES.values():
+        properties = resource.get("Properties", {})
+        target = (properties.get("RedrivePolicy") or {}).get("deadLetterTargetArn")
+        target = target or (properties.get("DeadLetterQueue") or {}).get("TargetArn")
+        if target:
+            found.add(target["Fn::GetAtt"][0])
+    return found
+
+
+def alarmed(namespace: str, metric: str) -> set[str]:
+    """The resources (by logical id) that an alarm watches for `metric`."""
+    found = set()
+    for resource in RESOURCES.values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        properties = resource["Properties"]
+        stats = [properties] + [
+            m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m
+        ]
+        for stat in stats:
+            if stat.get("Namespace") == namespace and stat.get("MetricName") == metric:
+                for dimension in stat["Dimensions"]:
+                    value = dimension["Value"]
+                    if isinstance(value, dict):
+                        found.add(value.get("Ref") or value.get("Fn::GetAtt", [None])[0])
+                    else:
+                        found.add(None)  # a literal dimension, such as service
+    return found
+
+
+def test_every_dlq_and_every_unfinished_execution_raises_an_alarm():
+    dlqs = dead_letter_queues()
+    assert dlqs == {"EventsDeadLetterQueue", "IngestDeadLetterQueue"}
+    assert dlqs <= alarmed("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    machines = {n for n, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::StateMachine"}
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
+        assert machines <= alarmed("AWS/States", metric), metric
+    assert alarmed("ImgixAutoadder", "ApiKeyRejected") == {None}  # service dimension only
+
+
+def test_a_timed_out_upload_is_recorded_by_a_rule():
+    rule = RESOURCES["UploaderFunction"]["Properties"]["Events"]["UnfinishedExecutions"]
+    pattern = rule["Properties"]["Pattern"]
+    assert pattern["detail"]["status"] == ["TIMED_OUT", "ABORTED"]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": "UploadStateMachine"}]
+    assert rule["Properties"]["DeadLetterConfig"]["Destination"] == {
+        "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]
+    }
+
+
+def test_every_function_that_reads_the_key_can_decrypt_a_customer_managed_key():
+    readers = {n for n, s in statements() if s.get("Sid") == "ReadImgixApiKey"}
+    decrypters = {n for n, s in statements() if s.get("Sid") == "DecryptImgixApiKey"}
+    assert (
+        readers
+        == decrypters
+        == {
+            "IndexerFunction",
+            "UploadRouterFunction",
+            "UploaderFunction",
+            "BackfillFunction",
+        }
+    )

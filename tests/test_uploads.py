@@ -12,10 +12,20 @@ from typing import Any
 import boto3
 import pytest
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.events.models import EventPattern
 
+from imgix_autoadder.s3_events import parse_message_body
 from imgix_autoadder.uploader import PermanentUploadError, check_presigned_url
 from localdev.lambda_hook import make_invoke
+from localdev.provision import (
+    UPLOAD_SESSIONS_TABLE,
+    UPLOADER_FUNCTION,
+    LocalIngest,
+    provision_ingest,
+)
 from tests.conftest import (
+    BUCKET,
+    INGEST,
     ROOT,
     FakeContext,
     Stack,
@@ -26,8 +36,7 @@ from tests.conftest import (
     sqs_event,
 )
 
-INGEST = "imgix-autoadder-ingest-example"
-UPLOADER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-uploader"
+UPLOADER_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{UPLOADER_FUNCTION}"
 MB = 1024 * 1024
 
 
@@ -40,13 +49,18 @@ def install_invoke_hook(monkeypatch: pytest.MonkeyPatch, functions: dict[str, Mo
 class Uploads:
     stack: Stack
     router: ModuleType
-    state_machine_arn: str
+    uploader: ModuleType
+    ingest: LocalIngest
     sfn: Any
     s3: Any
 
+    @property
+    def state_machine_arn(self) -> str:
+        return self.ingest.state_machine_arn
+
     def put(self, key: str, body: bytes) -> dict[str, Any]:
         out = self.s3.put_object(Bucket=INGEST, Key=key, Body=body)
-        return {"etag": str(out["ETag"]).strip('"'), "size": len(body)}
+        return {"etag": str(out["ETag"]).strip('"'), "size": len(body), "version": out["VersionId"]}
 
     def route(self, *bodies: str) -> dict[str, Any]:
         result: dict[str, Any] = self.router.lambda_handler(sqs_event(*bodies), FakeContext())
@@ -68,38 +82,51 @@ class Uploads:
         events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)
         return list(events["events"])
 
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        out = self.stack.sqs.receive_message(
+            QueueUrl=self.ingest.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        return list(out.get("Messages", []))
+
 
 def ingest_event(key: str, obj: dict[str, Any], sequencer: str | None = None) -> str:
+    """As S3 sends it for the versioned ingest bucket: with the object's versionId."""
     return notification(
         s3_record(
-            "ObjectCreated:Put", key, obj["etag"], obj["size"], sequencer=sequencer, bucket=INGEST
+            "ObjectCreated:Put",
+            key,
+            obj["etag"],
+            obj["size"],
+            sequencer=sequencer,
+            bucket=INGEST,
+            version_id=obj.get("version"),
         )
     )
 
 
 @pytest.fixture
 def uploads(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Uploads:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=INGEST)
     definition = (ROOT / "statemachine" / "upload_session.asl.json").read_text()
-    sfn = boto3.client("stepfunctions")
-    arn = sfn.create_state_machine(
-        name="imgix-autoadder-upload-session",
-        definition=definition.replace("${UploaderFunctionArn}", UPLOADER_ARN),
-        roleArn="arn:aws:iam::123456789012:role/imgix-autoadder-upload-session",
-    )["stateMachineArn"]
+    # S3 notifications off: tests hand the router exact, real-shaped events themselves.
+    ingest = provision_ingest(INGEST, definition, UPLOADER_ARN, notifications=False)
     for name, value in {
-        "UPLOAD_STATE_MACHINE_ARN": arn,
-        "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",
-        "UPLOAD_URL_ALLOW_HTTP": "true",
+        **ingest.router_env(),
         "UPLOAD_POLL_INTERVAL_SECONDS": "0",
         "UPLOAD_MAX_STATUS_POLLS": "3",
         "INGEST_DISPOSITION": "delete",
         "FAILURE_DISPOSITION": "tag",
     }.items():
         monkeypatch.setenv(name, value)
-    install_invoke_hook(monkeypatch, {"imgix-autoadder-uploader": load_function("uploader")})
-    return Uploads(stack, load_function("upload_router"), arn, sfn, s3)
+    uploader = load_function("uploader")
+    install_invoke_hook(monkeypatch, {UPLOADER_FUNCTION: uploader})
+    return Uploads(
+        stack,
+        load_function("upload_router"),
+        uploader,
+        ingest,
+        boto3.client("stepfunctions"),
+        boto3.client("s3"),
+    )
 
 
 def pseudo_random(size: int, seed: int = 1) -> bytes:
@@ -197,7 +224,8 @@ def test_1mb_object_goes_through_direct_upload(uploads: Uploads):
 
     assert uploads.executions() == []
     [call] = uploads.stack.emulator.calls_to("upload")
-    assert call.raw_path.endswith("/upload/photos/small.jpg") and call.status == 200
+    assert call.raw_path.endswith("/upload/photos/small.jpg?overwrite=true")
+    assert call.status == 200
     stored = uploads.stack.emulator.uploads[(uploads.stack.source_id, "photos/small.jpg")]
     assert stored.read_bytes() == data
     assert uploads.s3.list_objects_v2(Bucket=INGEST).get("KeyCount") == 0
@@ -207,7 +235,7 @@ def test_object_over_5gb_gets_a_clear_failure_in_the_dlq(uploads: Uploads):
     body = ingest_event("videos/huge.mov", {"etag": "e" * 32, "size": 6 * 1024**3})
     assert uploads.route(body) == {"batchItemFailures": []}
     assert uploads.executions() == []
-    [dead] = uploads.stack.dlq_messages()
+    [dead] = uploads.dlq_messages()
     assert "5 GB" in dead["MessageAttributes"]["FailureReason"]["StringValue"]
 
 
@@ -223,24 +251,148 @@ def test_a_transient_failure_is_retried_by_sqs_and_the_rest_of_the_batch_goes_on
 
     assert failed_ids(response) == {event["Records"][1]["messageId"]}  # back to SQS, not lost
     assert list(uploads.stack.emulator.uploads) == [(uploads.stack.source_id, "photos/ok.jpg")]
-    assert uploads.stack.dlq_messages() == []
+    assert uploads.dlq_messages() == []
 
 
 @pytest.mark.parametrize(
     ("url", "ok"),
     [
         ("https://bucket.s3.us-east-1.amazonaws.com/k?X-Amz-Signature=x", True),
-        ("https://storage.googleapis.com/b/k?sig=x", True),
+        ("https://bucket.s3.amazonaws.com/k?X-Amz-Signature=x", True),
+        ("https://s3.eu-west-1.amazonaws.com/bucket/k?X-Amz-Signature=x", True),
+        ("https://b.s3.dualstack.us-west-2.amazonaws.com/k", True),
+        ("https://b.s3-accelerate.amazonaws.com/k", True),
         ("http://bucket.s3.amazonaws.com/k", False),
+        ("https://storage.googleapis.com/b/k?sig=x", False),
+        ("https://ec2-3-80-1-2.compute-1.amazonaws.com/k", False),
+        ("https://abc123.execute-api.us-east-1.amazonaws.com/prod/k", False),
+        ("https://my-lb-1234.us-east-1.elb.amazonaws.com/k", False),
+        ("https://evils3.amazonaws.com/k", False),
+        ("https://s3.amazonaws.com.evil.example/k", False),
         ("https://evil.example.com/k", False),
-        ("https://amazonaws.com.evil.example/k", False),
         ("file:///etc/passwd", False),
     ],
 )
-def test_presigned_url_must_be_https_to_an_expected_host(url: str, ok: bool):
-    pattern = r"^[a-z0-9.-]+\.(amazonaws\.com|googleapis\.com)$"
+def test_presigned_url_must_be_https_to_an_s3_host_by_default(url: str, ok: bool):
+    from imgix_autoadder.config import Settings
+
+    pattern = Settings.upload_url_host_pattern
     if ok:
         check_presigned_url(url, pattern, allow_http=False)
     else:
         with pytest.raises(PermanentUploadError):
             check_presigned_url(url, pattern, allow_http=False)
+
+
+def signatures(uploads: Uploads) -> list[str]:
+    return [s.token for s in uploads.stack.emulator.sessions.values()]
+
+
+def test_no_presigned_url_in_the_execution_or_the_logs(
+    uploads: Uploads, capsys: pytest.CaptureFixture[str]
+):
+    obj = uploads.put("videos/secret.mp4", pseudo_random(31 * MB))
+    uploads.route(ingest_event("videos/secret.mp4", obj))
+    execution = uploads.wait()
+    assert execution["status"] == "SUCCEEDED", execution
+
+    [signature] = signatures(uploads)
+    history = json.dumps(uploads.history(execution["executionArn"]), default=str)
+    described = json.dumps(execution, default=str)
+    logs = capsys.readouterr().out
+    for text in (history, described, logs):
+        assert signature not in text and "X-Amz-Signature" not in text and "_presigned" not in text
+    # The URL lived in the sessions table only while the session was open.
+    table = boto3.client("dynamodb").scan(TableName=UPLOAD_SESSIONS_TABLE)
+    assert table["Items"] == []
+
+
+def test_upload_replaces_an_existing_file_with_overwrite(uploads: Uploads):
+    uploads.route(ingest_event("photos/logo.png", uploads.put("photos/logo.png", b"v1" * 500)))
+    uploads.route(ingest_event("photos/logo.png", uploads.put("photos/logo.png", b"v2" * 500)))
+
+    calls = uploads.stack.emulator.calls_to("upload")
+    assert [c.status for c in calls] == [200, 200]
+    assert all(c.raw_path.endswith("?overwrite=true") for c in calls)
+    stored = uploads.stack.emulator.uploads[(uploads.stack.source_id, "photos/logo.png")]
+    assert stored.read_bytes() == b"v2" * 500
+
+
+@pytest.mark.parametrize("order", ["newest-first", "oldest-first"])
+def test_the_newest_version_wins_whatever_the_delivery_order(
+    uploads: Uploads, monkeypatch: pytest.MonkeyPatch, order: str
+):
+    monkeypatch.setenv("INGEST_DISPOSITION", "keep")  # both versions stay for both events
+    uploads.router = load_function("upload_router")
+    old = uploads.put("photos/hero.jpg", b"old" * 400)
+    new = uploads.put("photos/hero.jpg", b"new" * 400)
+    events = [ingest_event("photos/hero.jpg", old), ingest_event("photos/hero.jpg", new)]
+    if order == "newest-first":
+        events.reverse()
+    for body in events:
+        assert uploads.route(body) == {"batchItemFailures": []}
+
+    assert len(uploads.stack.emulator.calls_to("upload")) == 1  # the older event: nothing
+    stored = uploads.stack.emulator.uploads[(uploads.stack.source_id, "photos/hero.jpg")]
+    assert stored.read_bytes() == b"new" * 400
+    origin = uploads.s3.get_object(Bucket=BUCKET, Key="images/photos/hero.jpg")["Body"].read()
+    assert origin == b"new" * 400
+    assert uploads.dlq_messages() == []
+
+
+@pytest.mark.parametrize("disposition", ["delete", "tag"])
+def test_a_redelivered_ingest_event_is_a_no_op(
+    uploads: Uploads, monkeypatch: pytest.MonkeyPatch, disposition: str
+):
+    monkeypatch.setenv("INGEST_DISPOSITION", disposition)
+    uploads.router = load_function("upload_router")
+    body = ingest_event("photos/once.jpg", uploads.put("photos/once.jpg", b"x" * 1000))
+
+    assert uploads.route(body) == {"batchItemFailures": []}
+    assert uploads.route(body) == {"batchItemFailures": []}  # SQS delivered it again
+
+    assert len(uploads.stack.emulator.calls_to("upload")) == 1
+    assert uploads.dlq_messages() == []
+
+
+def test_a_timed_out_execution_is_recorded_like_a_failed_one(uploads: Uploads):
+    """An execution that hits its time limit skips its Catch: the status-change rule of
+    template.yaml sends EventBridge's event to the uploader, which records the failure."""
+    obj = uploads.put("videos/late.mp4", pseudo_random(1 * MB))
+    job = uploads.router.router()._uploader.job_for(
+        parse_message_body(ingest_event("videos/late.mp4", obj))[0]
+    )
+    event = json.loads(
+        (ROOT / "events" / "eventbridge-upload-execution-timed-out.json").read_text()
+    )
+    event["detail"]["stateMachineArn"] = uploads.state_machine_arn
+    event["detail"]["input"] = json.dumps(uploads.router.router()._uploader.execution_input(job))
+
+    # The template's rule matches this event (EventBridge's own pattern matching, in moto).
+    rule = template_rule_pattern("UploaderFunction", "UnfinishedExecutions", uploads)
+    assert EventPattern.load(json.dumps(rule)).matches_event(event)
+    other = {**event, "detail": {**event["detail"], "status": "SUCCEEDED"}}
+    assert not EventPattern.load(json.dumps(rule)).matches_event(other)
+
+    outcome = uploads.uploader.lambda_handler(event, FakeContext())
+
+    assert outcome["disposition"] == "tag"
+    assert "TIMED_OUT" in outcome["reason"]
+    tags = uploads.s3.get_object_tagging(Bucket=INGEST, Key="videos/late.mp4")["TagSet"]
+    assert tags == [{"Key": "imgix-autoadder-upload", "Value": "failed"}]
+
+
+def template_rule_pattern(function: str, event_name: str, uploads: Uploads) -> dict[str, Any]:
+    from tests.template_iam import Resolver, sam_translate, test_resources
+
+    parameters = {
+        "OriginBucketName": BUCKET,
+        "ImgixSourceIds": uploads.stack.source_id,
+        "ImgixApiKeySecretArn": uploads.stack.local.secret_arn,
+        "IngestBucketName": INGEST,
+    }
+    template = sam_translate(parameters)
+    resolver = Resolver(template, parameters, test_resources())
+    rule = template["Resources"][f"{function}{event_name}"]["Properties"]["EventPattern"]
+    pattern: dict[str, Any] = resolver.resolve(rule)
+    return pattern

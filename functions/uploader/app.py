@@ -6,6 +6,7 @@ backoff) or PermanentUploadError (caught, recorded by the RecordFailure step).
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings()
+settings = load_settings(required=("UPLOAD_SESSIONS_TABLE",))
 
 
 @cache
@@ -36,6 +37,18 @@ def upload_steps() -> Uploader:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from imgix_autoadder.uploader import UploadJob  # loaded with upload_steps() anyway
 
+    if event.get("source") == "aws.states":
+        # EventBridge: an execution timed out or was aborted, so its Catch never ran.
+        detail = event["detail"]
+        event = {
+            "action": "fail",
+            "execution": detail.get("name"),
+            "job": json.loads(detail["input"])["job"],
+            "error": {
+                "Error": f"Execution{str(detail.get('status', '')).title().replace('_', '')}",
+                "Cause": f"the upload execution ended {detail.get('status')} before it finished",
+            },
+        }
     action = event["action"]
     job = UploadJob.from_dict(event["job"])
     uploader = upload_steps()

@@ -21,10 +21,28 @@ PUBLISHED_PURGE_PER_SECOND = 10.0
 # two that land in one server window earn a 429.
 PACING_HEADROOM = 0.9
 
+# Work that cannot finish before this much of an invocation's time is left is handed back
+# to the queue: what follows the last imgix call (state write, DLQ and deferral sends) fits.
+HANDLER_RESERVE_S = 10.0
+# Longest a handler sleeps for a pacing slot; a later slot defers the record instead.
+MAX_PACING_WAIT_S = 10.0
+SQS_MAX_DELAY_S = 900  # SendMessage DelaySeconds maximum
+
+# Presigned upload URLs must point at Amazon S3: virtual-hosted or path style, regional,
+# dual-stack or accelerated endpoints. Anything else (EC2, ELB, API Gateway) is refused.
+S3_HOST_PATTERN = (
+    r"^(?:[a-z0-9][a-z0-9.-]*\.)?s3(?:[.-](?:dualstack|accelerate|[a-z]{2}(?:-gov)?-[a-z]+-\d))*"
+    r"\.amazonaws\.com(?:\.cn)?$"
+)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
 DIRECT_UPLOAD_LIMIT_BYTES = 30 * 1024 * 1024
 UPLOAD_SESSION_MAX_BYTES = 5 * 1024**3
 SOURCE_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 INGEST_DISPOSITIONS = ("delete", "tag", "keep")
+
+
+BACKOFF_MAX_S = 30.0
 
 
 class ConfigError(ValueError):
@@ -58,8 +76,30 @@ class Settings:
     ingest_source_id: str = ""
     upload_poll_interval_s: int = 15
     upload_max_status_polls: int = 240
-    upload_url_host_pattern: str = r"^[a-z0-9.-]+\.(amazonaws\.com|googleapis\.com)$"
+    upload_url_host_pattern: str = S3_HOST_PATTERN
     upload_url_allow_http: bool = False
+    events_queue_url: str = ""
+    upload_sessions_table: str = ""
+    handler_reserve_s: float = HANDLER_RESERVE_S
+    max_pacing_wait_s: float = MAX_PACING_WAIT_S
+
+    def call_budget_s(self) -> float:
+        """Worst case of one imgix call with every retry: each attempt at its timeouts, each
+        wait at the longer of its backoff cap and the Retry-After it honours, plus a pacing
+        wait. Step Functions task timeouts must cover it (tests/test_template.py checks)."""
+        attempts = self.max_retries + 1
+        waits = sum(
+            max(min(BACKOFF_MAX_S, self.backoff_factor_s * 2**i), float(self.retry_after_max_s))
+            for i in range(self.max_retries)
+        )
+        per_attempt = self.connect_timeout_s + self.read_timeout_s
+        return float(attempts * per_attempt + waits + self.max_pacing_wait_s)
+
+
+def is_loopback(url: str) -> bool:
+    host = re.sub(r"^[a-z]+://", "", url).split("/")[0]
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return host in LOOPBACK_HOSTS
 
 
 def _number[T: (int, float)](
@@ -104,6 +144,9 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
     base_url = env.get("IMGIX_API_BASE_URL", "https://api.imgix.com").rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", base_url):
         problems.append(f"IMGIX_API_BASE_URL={base_url!r} must be scheme://host[:port]")
+    elif not base_url.startswith("https://") and not is_loopback(base_url):
+        # The API key travels in every request: only the local emulator may use plain http.
+        problems.append(f"IMGIX_API_BASE_URL={base_url!r} must use https (http only on loopback)")
 
     disposition = env.get("INGEST_DISPOSITION", "delete")
     if disposition not in INGEST_DISPOSITIONS:
@@ -184,6 +227,14 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
         upload_max_status_polls=_number(env, "UPLOAD_MAX_STATUS_POLLS", int, 240, 1, problems),
         upload_url_host_pattern=host_pattern,
         upload_url_allow_http=env.get("UPLOAD_URL_ALLOW_HTTP", "false").lower() == "true",
+        events_queue_url=env.get("EVENTS_QUEUE_URL", ""),
+        upload_sessions_table=env.get("UPLOAD_SESSIONS_TABLE", ""),
+        handler_reserve_s=_number(
+            env, "HANDLER_RESERVE_SECONDS", float, HANDLER_RESERVE_S, 1.0, problems
+        ),
+        max_pacing_wait_s=_number(
+            env, "MAX_PACING_WAIT_SECONDS", float, MAX_PACING_WAIT_S, 0.0, problems
+        ),
     )
     if settings.direct_upload_limit_bytes > DIRECT_UPLOAD_LIMIT_BYTES:
         problems.append(

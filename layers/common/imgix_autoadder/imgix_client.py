@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import random
+import re
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from imgix_autoadder.pacing import RateLimiter
+from imgix_autoadder.api_key import ApiKeyError, StaticApiKey
+from imgix_autoadder.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
+from imgix_autoadder.pacing import RateLimiter, SlotTooLate
 
 JSONAPI = "application/vnd.api+json"
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# imgix documents that a purge of the same URL within 10 s may answer 409 and still
+# succeed (Management API, Purges).
+PURGE_REPEATED = 409
+
+
+class KeySource(Protocol):
+    def get(self, fresh: bool = False) -> str: ...
 
 
 @dataclass
@@ -25,6 +38,7 @@ class ImgixError(Exception):
     title: str
     detail: str
     operation: str
+    retry_after_s: float | None = None  # what imgix asked for, when it did
 
     def __str__(self) -> str:
         return f"imgix {self.operation} failed: HTTP {self.status} {self.title}: {self.detail}"
@@ -40,6 +54,18 @@ class ImgixNotFound(ImgixError):
 
 class ImgixTransportError(ImgixError):
     """No HTTP answer at all (connection reset, timeout) after every retry."""
+
+
+class ImgixAuthError(ImgixError):
+    """The key was refused (401) even after re-reading it, or could not be read at all."""
+
+
+class OutOfTime(ImgixError):
+    """The call cannot be made before the caller's deadline: hand the work back.
+
+    Raised before a request is sent (a pacing slot or a backoff too far away), so nothing
+    reached imgix. `retry_after_s` says when a slot is expected.
+    """
 
 
 def encode_origin_path(origin_path: str) -> str:
@@ -91,7 +117,11 @@ class Pacers:
 
 @dataclass
 class ImgixClient:
-    api_key: str = field(repr=False)
+    """Every call is paced, retried by this class (each retry takes a pacing slot again),
+    bounded by `deadline` (a time.monotonic() value, set per invocation), and re-reads the
+    key once on a 401, so that a rotated key is picked up without a cold start."""
+
+    api_key: KeySource | str = field(repr=False)
     base_url: str = "https://api.imgix.com"
     connect_timeout_s: float = 3.05
     read_timeout_s: float = 15.0
@@ -100,54 +130,46 @@ class ImgixClient:
     retry_after_max_s: int = 20
     pool_size: int = 10
     pacers: Pacers = field(default_factory=Pacers.unlimited)
+    max_pacing_wait_s: float = MAX_PACING_WAIT_S
+    deadline: float | None = None
     session: requests.Session = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        retry = Retry(
-            total=self.max_retries,
-            connect=self.max_retries,
-            read=self.max_retries,
-            status=self.max_retries,
-            other=0,
-            status_forcelist=TRANSIENT_STATUSES,
-            # add, refresh, purge and upload are idempotent at imgix, so POST is retried too.
-            allowed_methods=None,
-            backoff_factor=self.backoff_factor_s,
-            backoff_jitter=self.backoff_factor_s,
-            backoff_max=30,
-            respect_retry_after_header=True,
-            retry_after_max=self.retry_after_max_s,
-            raise_on_status=False,
+        self._keys: KeySource = (
+            StaticApiKey(self.api_key) if isinstance(self.api_key, str) else self.api_key
         )
+        self._key: str | None = None
+        self._key_lock = threading.Lock()
+        self._in_flight = threading.BoundedSemaphore(self.pool_size)
         self.session = requests.Session()
         adapter = HTTPAdapter(
-            max_retries=retry, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+            max_retries=0, pool_connections=self.pool_size, pool_maxsize=self.pool_size
         )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.headers.update({"Authorization": f"Bearer {self.api_key}", "Accept": JSONAPI})
-        # A key that reaches another host on a redirect would be a leak: never follow.
-        self.session.max_redirects = 0
+        self.session.headers.update({"Accept": JSONAPI})
+
+    @property
+    def attempt_budget_s(self) -> float:
+        """The longest one attempt can take."""
+        return self.connect_timeout_s + self.read_timeout_s
 
     # -- Sources -------------------------------------------------------------------------
     def list_sources(self, deployment_type: str | None = None) -> list[dict[str, Any]]:
         params = {"filter[deployment.type]": deployment_type} if deployment_type else None
         body = self._json("GET", "/api/v1/sources", "list sources", params=params)
-        sources: list[dict[str, Any]] = body["data"]
-        return sources
+        return _list_of(body, "list sources")
 
     def get_source(self, source_id: str) -> dict[str, Any]:
-        source: dict[str, Any] = self._json(
-            "GET", f"/api/v1/sources/{quote(source_id, safe='')}", "get source"
-        )["data"]
-        return source
+        body = self._json("GET", f"/api/v1/sources/{quote(source_id, safe='')}", "get source")
+        return _data_of(body, "get source")
 
     def update_source(self, source_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         body = {"data": {"id": source_id, "type": "sources", "attributes": attributes}}
-        source: dict[str, Any] = self._json(
+        answer = self._json(
             "PATCH", f"/api/v1/sources/{quote(source_id, safe='')}", "update source", json=body
-        )["data"]
-        return source
+        )
+        return _data_of(answer, "update source")
 
     # -- Assets --------------------------------------------------------------------------
     def add_asset(self, source_id: str, origin_path: str) -> dict[str, Any]:
@@ -160,18 +182,26 @@ class ImgixClient:
 
     def get_asset(self, source_id: str, origin_path: str) -> dict[str, Any]:
         path = f"/api/v1/assets/{quote(source_id, safe='')}/{encode_origin_path(origin_path)}"
-        asset: dict[str, Any] = self._json("GET", path, "get asset")["data"]
-        return asset
+        return _data_of(self._json("GET", path, "get asset"), "get asset")
 
     def purge(self, url: str) -> dict[str, Any]:
         body = {"data": {"type": "purges", "attributes": {"url": url}}}
-        return self._json("POST", "/api/v1/purge", "purge", json=body, pacer=self.pacers.purge)
+        return self._json(
+            "POST",
+            "/api/v1/purge",
+            "purge",
+            json=body,
+            pacer=self.pacers.purge,
+            also_success=(PURGE_REPEATED,),
+        )
 
     # -- Uploads -------------------------------------------------------------------------
     def upload(
         self, source_id: str, origin_path: str, body: bytes, content_type: str
     ) -> dict[str, Any]:
+        # imgix replaces an existing file only when asked (Management API, Assets: upload).
         path = f"{self._source(source_id)}/upload/{encode_origin_path(origin_path)}"
+        path += "?overwrite=true"
         return self._json(
             "POST",
             path,
@@ -183,7 +213,8 @@ class ImgixClient:
 
     def create_upload_session(self, source_id: str, origin_path: str) -> UploadSession:
         path = f"{self._source(source_id)}/upload-sessions/{encode_origin_path(origin_path)}"
-        return self._session("POST", path, "create upload session", json={})
+        # Not idempotent: a retry after an unanswered request would open a second session.
+        return self._session("POST", path, "create upload session", json={}, resend=False)
 
     def close_upload_session(self, source_id: str, session_id: str) -> UploadSession:
         path = f"{self._source(source_id)}/upload-sessions/{quote(session_id, safe='')}"
@@ -199,13 +230,23 @@ class ImgixClient:
         return f"/api/v1/sources/{quote(source_id, safe='')}"
 
     def _session(self, method: str, path: str, operation: str, **kw: Any) -> UploadSession:
-        data = self._json(method, path, operation, **kw)["data"]
-        attributes = data.get("attributes", {})
+        data = _data_of(self._json(method, path, operation, **kw), operation)
+        found = data.get("attributes")
+        attributes: dict[str, Any] = found if isinstance(found, dict) else {}
         return UploadSession(
-            id=str(data.get("id") or attributes.get("id")),
+            id=str(data.get("id") or attributes.get("id") or ""),
             status=str(attributes.get("status", "")),
             url=str(attributes.get("url", "")),
         )
+
+    def _current_key(self, fresh: bool, operation: str) -> str:
+        with self._key_lock:
+            if self._key is None or fresh:
+                try:
+                    self._key = self._keys.get(fresh=fresh)
+                except ApiKeyError as exc:
+                    raise ImgixAuthError(0, "API key unavailable", str(exc), operation) from None
+            return self._key
 
     def _json(
         self,
@@ -215,39 +256,120 @@ class ImgixClient:
         pacer: RateLimiter | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        also_success: tuple[int, ...] = (),
+        resend: bool = True,
         **kw: Any,
     ) -> dict[str, Any]:
-        # imgix counts each endpoint against its own published limit, or the default one.
-        (pacer or self.pacers.default).acquire()
         send_headers = {"Content-Type": JSONAPI} if "json" in kw else {}
         send_headers.update(headers or {})
         if "json" in kw:
             # requests would label the body application/json; imgix speaks JSON:API.
             kw["data"] = json.dumps(kw.pop("json")).encode()
-        try:
-            prepared = self.session.prepare_request(
-                requests.Request(
-                    method, self.base_url + path, headers=send_headers, params=params, **kw
+        attempt, reauthenticated = 0, False
+        while True:
+            # imgix counts each endpoint against its own published limit, or the default
+            # one; a retry is a request like any other and waits for its own slot.
+            self._pace(pacer or self.pacers.default, operation)
+            key = self._current_key(fresh=False, operation=operation)
+            try:
+                response = self._send(method, path, params, key, send_headers, kw)
+            except requests.RequestException as exc:
+                unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
+                    isinstance(exc, requests.ConnectionError)
+                    and not isinstance(exc, requests.exceptions.ReadTimeout)
+                    and "RemoteDisconnected" not in repr(exc)
                 )
+                if attempt < self.max_retries and (resend or unsent):
+                    self._back_off(attempt, None, operation)
+                    attempt += 1
+                    continue
+                raise ImgixTransportError(0, type(exc).__name__, _short(exc), operation) from None
+            status = response.status_code
+            if status == 401 and not reauthenticated:
+                # The key may have been rotated: read it again, past the cache, once.
+                reauthenticated = True
+                self._current_key(fresh=True, operation=operation)
+                continue
+            if status < 300 or status in also_success:
+                return _body_of(response)
+            error = _error_from(response, operation)
+            if status in TRANSIENT_STATUSES and attempt < self.max_retries:
+                if error.retry_after_s is not None and error.retry_after_s > self.retry_after_max_s:
+                    raise error  # imgix asks for longer than a handler should hold a record
+                self._back_off(attempt, error.retry_after_s, operation)
+                attempt += 1
+                continue
+            raise error
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        key: str,
+        headers: dict[str, str],
+        kw: dict[str, Any],
+    ) -> requests.Response:
+        if hasattr(kw.get("data"), "seek"):
+            kw["data"].seek(0)
+        request = requests.Request(
+            method,
+            self.base_url + path,
+            headers={**headers, "Authorization": f"Bearer {key}"},
+            params=params,
+            **kw,
+        )
+        try:
+            prepared = self.session.prepare_request(request)
+        except ValueError:
+            prepared = None  # raised below, outside this block, so no context is chained
+        if prepared is None:
+            # requests' InvalidHeader text would hold the whole header, key included.
+            raise ImgixAuthError(
+                0, "API key unusable", "the key cannot travel in an HTTP header", "prepare"
             )
-            if not params:
-                # requests re-decodes %2E to '.', which turns an encoded '..' segment back
-                # into a real one; send the path exactly as encoded.
-                prepared.url = self.base_url + path
-            response = self.session.send(
+        if not params:
+            # requests re-decodes %2E to '.', which turns an encoded '..' segment back
+            # into a real one; send the path exactly as encoded.
+            prepared.url = self.base_url + path
+        with self._in_flight:
+            # A key that reached another host on a redirect would be a leak: never follow.
+            # (max_redirects=0 would instead raise on every 3xx, losing its Location.)
+            return self.session.send(
                 prepared,
                 timeout=(self.connect_timeout_s, self.read_timeout_s),
                 allow_redirects=False,
             )
-        except requests.RequestException as exc:
-            # The exception text carries only host and path, never headers.
-            raise ImgixTransportError(0, type(exc).__name__, _short(exc), operation) from None
-        if response.status_code >= 300:
-            raise _error_from(response, operation)
-        if not response.content:
-            return {}
-        body: dict[str, Any] = response.json()
-        return body
+
+    def _pace(self, pacer: RateLimiter, operation: str) -> None:
+        max_wait = self.max_pacing_wait_s
+        if self.deadline is not None:
+            room = self.deadline - time.monotonic() - self.attempt_budget_s
+            if room < 0:
+                raise OutOfTime(0, "Out of time", "no time left for a request", operation, 1.0)
+            max_wait = min(max_wait, room)
+        try:
+            pacer.acquire(max_wait)
+        except SlotTooLate as late:
+            raise OutOfTime(
+                0,
+                "Out of time",
+                f"next {operation} slot is {late.wait_s:.1f} s away",
+                operation,
+                late.wait_s,
+            ) from None
+
+    def _back_off(self, attempt: int, retry_after_s: float | None, operation: str) -> None:
+        """Full jitter, as AWS advises; imgix's Retry-After wins when it sends one."""
+        cap = min(BACKOFF_MAX_S, self.backoff_factor_s * 2**attempt)
+        wait = retry_after_s if retry_after_s is not None else random.uniform(0, cap)
+        if self.deadline is not None and (
+            time.monotonic() + wait + self.attempt_budget_s > self.deadline
+        ):
+            raise OutOfTime(
+                0, "Out of time", f"no time left to retry after {wait:.1f} s", operation, wait
+            )
+        time.sleep(wait)
 
 
 def _short(exc: BaseException) -> str:
@@ -255,14 +377,79 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
-def _error_from(response: requests.Response, operation: str) -> ImgixError:
-    title, detail = response.reason or "", ""
+def _readable(text: str, limit: int = 200) -> str:
+    """A body excerpt fit for a log line or a DLQ reason: no markup, no line breaks."""
+    text = re.sub(r"<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _body_of(response: requests.Response) -> dict[str, Any]:
+    """A success body: JSON:API when imgix sent it; anything else reads as empty."""
+    if not response.content:
+        return {}
     try:
-        errors = response.json().get("errors") or []
-        if errors:
-            title = str(errors[0].get("title") or title)
-            detail = "; ".join(str(e.get("detail") or e.get("title") or "") for e in errors)
-    except (ValueError, AttributeError):
-        detail = response.text[:300]
-    cls = ImgixNotFound if response.status_code == 404 else ImgixError
-    return cls(response.status_code, title, detail, operation)
+        body = response.json()
+    except ValueError:
+        return {"unparsed": _readable(response.text)}
+    return body if isinstance(body, dict) else {"unparsed": _readable(response.text)}
+
+
+def _data_of(body: dict[str, Any], operation: str) -> dict[str, Any]:
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ImgixError(
+            0,
+            "Malformed response",
+            f"expected a JSON:API document with data, got {body}"[:300],
+            operation,
+        )
+    return data
+
+
+def _list_of(body: dict[str, Any], operation: str) -> list[dict[str, Any]]:
+    data = body.get("data")
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ImgixError(0, "Malformed response", "expected a list of resources", operation)
+    return data
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds or as an HTTP date (RFC 9110); None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_from(response: requests.Response, operation: str) -> ImgixError:
+    """imgix's errors[] when the body has it; else a readable excerpt of whatever came."""
+    status = response.status_code
+    title, detail = response.reason or "", ""
+    if 300 <= status < 400:
+        host = urlsplit(response.headers.get("Location", "")).hostname or "(none)"
+        detail = f"redirect to {host} not followed (is IMGIX_API_BASE_URL right?)"
+    else:
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        errors = document.get("errors") if isinstance(document, dict) else None
+        if isinstance(errors, dict):
+            errors = [errors]
+        if isinstance(errors, list) and errors:
+            parts = [e if isinstance(e, dict) else {"detail": e} for e in errors]
+            title = str(parts[0].get("title") or title)
+            detail = "; ".join(str(e.get("detail") or e.get("title") or "") for e in parts)
+        else:
+            detail = _readable(response.text) or "(empty body)"
+    cls = ImgixNotFound if status == 404 else ImgixAuthError if status == 401 else ImgixError
+    return cls(
+        status, _readable(title, 100), _readable(detail, 500), operation, _retry_after(response)
+    )

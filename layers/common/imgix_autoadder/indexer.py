@@ -7,7 +7,6 @@ Each message then gets one outcome: done, skipped, poison (DLQ with reason) or r
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,7 +21,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from imgix_autoadder.imgix_client import ImgixClient, ImgixError, ImgixNotFound
+from imgix_autoadder.imgix_client import (
+    ImgixAuthError,
+    ImgixClient,
+    ImgixError,
+    ImgixNotFound,
+    OutOfTime,
+)
 from imgix_autoadder.s3_events import ObjectChange, PoisonRecord, parse_message_body
 from imgix_autoadder.sources import SourceMap, Target
 from imgix_autoadder.state import KeyState, StateStore
@@ -37,15 +42,26 @@ class Origin(Protocol):
     def current_etag(self, bucket: str, key: str) -> str | None: ...
 
 
+# A record held back by a refused key, or by imgix's rate limits, comes back after this.
+AUTH_RETRY_DELAY_S = 60.0
+RATE_LIMITED_DELAY_S = 30.0
+IN_PROGRESS_DELAY_S = 5.0
+# Keys of one SQS batch handled at once: waits for a pacing slot hold a worker, never an
+# imgix connection, so an add is never queued behind a refresh that waits for its slot.
+BATCH_WORKERS = 10
+
+
 class Status(StrEnum):
     DONE = "done"
     SKIPPED = "skipped"
+    DEFER = "defer"  # handed back to the queue with a delay, without spending a receive
     POISON = "poison"  # no retry can help: to the DLQ with the reason
     RETRY = "retry"  # transient: report as a batch item failure
 
     @property
     def severity(self) -> int:
-        return [Status.SKIPPED, Status.DONE, Status.POISON, Status.RETRY].index(self)
+        order = [Status.SKIPPED, Status.DONE, Status.DEFER, Status.POISON, Status.RETRY]
+        return order.index(self)
 
 
 class Action(StrEnum):
@@ -66,6 +82,21 @@ class Result:
     status: Status
     reason: str = ""
     api_ms: list[float] = field(default_factory=list)
+    delay_s: float = 0.0  # DEFER: when to try again
+    key_rejected: bool = False  # imgix refused the API key, even freshly read
+
+
+def outcome_of(exc: ImgixError) -> Result:
+    """What becomes of a record whose imgix call failed: every answer has one outcome."""
+    reason = str(exc)
+    if isinstance(exc, OutOfTime):
+        return Result(Status.DEFER, reason, delay_s=exc.retry_after_s or 1.0)
+    if isinstance(exc, ImgixAuthError):
+        # A rotation in progress or a revoked key: wait for the operator, lose nothing.
+        return Result(Status.DEFER, reason, delay_s=AUTH_RETRY_DELAY_S, key_rejected=True)
+    if exc.status == 429 or (exc.transient and exc.retry_after_s is not None):
+        return Result(Status.DEFER, reason, delay_s=exc.retry_after_s or RATE_LIMITED_DELAY_S)
+    return Result(Status.RETRY if exc.transient else Status.POISON, reason)
 
 
 @dataclass
@@ -113,7 +144,6 @@ class Indexer:
         self._pool = ThreadPoolExecutor(
             max_workers=self.workers_for(max_parallel), thread_name_prefix="key"
         )
-        self._imgix_slots = threading.BoundedSemaphore(max_parallel)
         # The state table orders events; Idempotency adds the in-progress lock, so that two
         # concurrent deliveries of one S3 event cannot both call imgix.
         self._idempotency_config = IdempotencyConfig(
@@ -133,15 +163,17 @@ class Indexer:
 
     @staticmethod
     def workers_for(max_parallel: int) -> int:
-        """Twice as many workers as imgix slots: while some wait on DynamoDB or S3, the
-        others keep every slot that the rate limit allows busy."""
-        return 2 * max_parallel
+        """At least one worker per key of a batch, and twice the imgix connections: while
+        some wait on DynamoDB, S3 or a pacing slot, the others keep every connection busy."""
+        return max(BATCH_WORKERS, 2 * max_parallel)
 
     def register_context(self, context: Any) -> None:
         """Lets Idempotency expire an in-progress lock when an invocation times out."""
         self._idempotency_config.register_lambda_context(context)
 
-    def process(self, messages: Sequence[Message]) -> BatchReport:
+    def process(self, messages: Sequence[Message], deadline: float | None = None) -> BatchReport:
+        """`deadline` (time.monotonic()): no imgix call starts that could end after it."""
+        self._client.deadline = deadline
         report = BatchReport()
         work: dict[tuple[str, str], _KeyWork] = {}
         for message in messages:
@@ -151,6 +183,7 @@ class Indexer:
             report.counts[
                 action.value if result.status is Status.DONE else result.status.value
             ] += 1
+            report.counts["key_rejected"] += int(result.key_rejected)
             report.api_latency_ms.extend(result.api_ms)
             for _, message_id in key_work.changes:
                 report.merge(message_id, result)
@@ -225,14 +258,16 @@ class Indexer:
                 record["action"]
             )
         except IdempotencyAlreadyInProgressError:
-            return Result(Status.RETRY, "another invocation is handling this event"), Action.NONE
+            # A concurrent delivery of the same event holds the lock: look again shortly.
+            reason = "another invocation is handling this event"
+            return Result(Status.DEFER, reason, delay_s=IN_PROGRESS_DELAY_S), Action.NONE
         except ImgixError as exc:
-            status = Status.RETRY if exc.transient else Status.POISON
+            result = outcome_of(exc)
             self._log.warning(
                 "imgix call failed",
-                extra={"key": work.key, "error": str(exc), "status": status.value},
+                extra={"key": work.key, "error": str(exc), "status": result.status.value},
             )
-            return Result(status, str(exc)), Action.NONE
+            return result, Action.NONE
         except Exception as exc:
             self._log.warning(
                 "unexpected failure", extra={"key": work.key, "error": repr(exc)[:500]}
@@ -286,18 +321,31 @@ class Indexer:
         except ImgixNotFound as exc:
             if action is Action.PURGE:
                 raise
-            # The origin no longer has the object: its delete is in flight or done. Remember
-            # it as absent, so that a later put of the same bytes is indexed, not skipped.
-            self._state.record(latest, Action.NONE, absent=True)
-            return Result(Status.SKIPPED, f"origin no longer has the object: {exc}"), Action.NONE
+            return self._not_found(work, exc), Action.NONE
         self._state.record(latest, action)
         return Result(Status.DONE, action.value, api_ms), action
 
-    def _call(self, action: Action, target: Target) -> float:
-        with self._imgix_slots:
-            return self._call_now(action, target)
+    def _not_found(self, work: _KeyWork, exc: ImgixNotFound) -> Result:
+        """A 404 on add or refresh. Nothing is recorded: imgix was told nothing."""
+        for target in work.targets:
+            try:
+                self._client.get_source(target.source.id)
+            except ImgixNotFound:
+                return Result(
+                    Status.POISON,
+                    f"imgix Source {target.source.id} not found (deleted, or another "
+                    f"account's): fix IMGIX_SOURCE_IDS, then redrive. {exc}",
+                )
+        if self._origin.current_etag(work.bucket, work.key) is None:
+            # Deleted since the HEAD: its own delete event purges it.
+            return Result(Status.SKIPPED, f"origin no longer has the object: {exc}")
+        return Result(
+            Status.POISON,
+            f"imgix cannot find an object that S3 holds: check the Source's bucket, prefix "
+            f"and credentials. {exc}",
+        )
 
-    def _call_now(self, action: Action, target: Target) -> float:
+    def _call(self, action: Action, target: Target) -> float:
         source, path = target.source, target.origin_path
         started = time.perf_counter()
         if action is Action.ADD:

@@ -57,6 +57,12 @@ class IngestRouter:
 
     def route(self, change: Any) -> str:
         job = self._uploader.job_for(change)
+        superseded = self._uploader.superseded_by(job)
+        if superseded:
+            # Events arrive in any order and more than once: the newest version wins.
+            self._logger.info("ingest event skipped", extra={"key": job.key, "reason": superseded})
+            self._metrics.add_metric(name="IngestSkipped", unit=MetricUnit.Count, value=1)
+            return "skipped"
         if self._uploader.is_direct(job):
             self._uploader.direct_upload(job)
             self._logger.info("direct upload", extra={"key": job.key, "bytes": job.size})

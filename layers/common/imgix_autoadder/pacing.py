@@ -7,6 +7,14 @@ import time
 from collections.abc import Callable
 
 
+class SlotTooLate(Exception):
+    """The next slot comes later than the caller can wait; nothing was taken."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"next pacing slot in {wait_s:.1f} s")
+        self.wait_s = wait_s
+
+
 class RateLimiter:
     """Spaces calls at least 1/rate seconds apart (no bursts), shared by all threads.
 
@@ -26,15 +34,25 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_slot = 0.0
 
-    def acquire(self) -> float:
-        """Block until this caller's slot; return the seconds waited."""
+    @property
+    def interval_s(self) -> float:
+        return self._interval
+
+    def acquire(self, max_wait_s: float | None = None) -> float:
+        """Block until this caller's slot; return the seconds waited.
+
+        With `max_wait_s`, a slot further away than that is not taken: SlotTooLate says
+        how long the caller would have had to wait, so it can hand the work back instead.
+        """
         if self._interval == 0.0:
             return 0.0
         with self._lock:
             now = self._clock()
             slot = max(now, self._next_slot)
+            wait = slot - now
+            if max_wait_s is not None and wait > max_wait_s:
+                raise SlotTooLate(wait)
             self._next_slot = slot + self._interval
-        wait = slot - now
         if wait > 0:
             self._sleep(wait)
         return wait

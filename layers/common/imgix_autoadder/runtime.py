@@ -7,7 +7,7 @@ heavier Powertools utilities (~500 ms here), so handler modules import it lazily
 
 from __future__ import annotations
 
-import json
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -15,9 +15,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
+from imgix_autoadder.api_key import ApiKeySource
 from imgix_autoadder.config import Settings
-from imgix_autoadder.imgix_client import ImgixClient, Pacers
-from imgix_autoadder.observability import redactor
+from imgix_autoadder.imgix_client import ImgixClient, KeySource, Pacers
 
 # The builders import their parts themselves, so that the uploader never loads
 # Idempotency and the indexer never loads the uploader.
@@ -28,28 +28,39 @@ if TYPE_CHECKING:
     from imgix_autoadder.sqs_batch import IndexerBatchHandler
     from imgix_autoadder.uploader import Uploader
 
-SECRET_CACHE_S = 300
 
+def aws_session(function: str) -> boto3.Session:
+    """The AWS credentials of `function` (its logical id in template.yaml).
 
-def fetch_api_key(settings: Settings) -> str:
-    """The imgix API key from Secrets Manager (cached by Powertools Parameters).
-
-    The secret may be the bare key or JSON with an "api_key" field.
+    In Lambda: the execution role's, from the environment. Tests replace this to run each
+    function with exactly the permissions template.yaml grants it (tests/template_iam.py).
     """
-    raw = parameters.get_secret(settings.api_key_secret, max_age=SECRET_CACHE_S)
-    key = raw
-    if raw.lstrip().startswith("{"):
-        key = str(json.loads(raw).get("api_key", ""))
-    key = key.strip()
-    if not key:
-        raise ValueError(f"secret {settings.api_key_secret!r} holds no imgix API key")
-    redactor.register(key)
-    return key
+    return boto3.Session()
 
 
-def build_client(settings: Settings, api_key: str) -> ImgixClient:
+def aws_client(session: boto3.Session, service: str, connections: int = 10) -> Any:
+    """`connections`: as many as threads share the client (botocore keeps 10 by default).
+
+    Timeouts and retries are bounded so that an AWS call never eats a handler's reserve.
+    """
+    # AWS_ENDPOINT_URL (moto locally) is honoured by boto3 itself.
+    config = Config(
+        max_pool_connections=max(connections, 10),
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "max_attempts": 3},
+    )
+    return session.client(service, config=config)  # type: ignore[call-overload]
+
+
+def api_key_source(settings: Settings, session: boto3.Session) -> ApiKeySource:
+    secrets = parameters.SecretsProvider(boto3_client=aws_client(session, "secretsmanager"))
+    return ApiKeySource(secrets, settings.api_key_secret)
+
+
+def build_client(settings: Settings, keys: KeySource | str) -> ImgixClient:
     return ImgixClient(
-        api_key=api_key,
+        api_key=keys,
         base_url=settings.api_base_url,
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
@@ -63,18 +74,13 @@ def build_client(settings: Settings, api_key: str) -> ImgixClient:
             settings.upload_per_second,
             settings.purge_per_second,
         ),
+        max_pacing_wait_s=settings.max_pacing_wait_s,
     )
 
 
-def aws_client(service: str, connections: int = 10) -> Any:
-    """`connections`: as many as threads share the client (botocore keeps 10 by default)."""
-    # AWS_ENDPOINT_URL (moto locally) is honoured by boto3 itself.
-    config = Config(max_pool_connections=max(connections, 10))
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
-
-
-def sqs_client() -> Any:
-    return aws_client("sqs")
+def function_client(settings: Settings, function: str) -> tuple[boto3.Session, ImgixClient]:
+    session = aws_session(function)
+    return session, build_client(settings, api_key_source(settings, session))
 
 
 def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> SourceMap:
@@ -92,28 +98,42 @@ def build_indexer_batch(
 ) -> IndexerBatchHandler:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from imgix_autoadder.dead_letters import DeadLetterQueue
+    from imgix_autoadder.dead_letters import DeadLetterQueue, Redelivery
     from imgix_autoadder.indexer import Indexer
     from imgix_autoadder.origin import S3Origin
     from imgix_autoadder.sqs_batch import IndexerBatchHandler
     from imgix_autoadder.state import StateStore
 
-    client = build_client(settings, fetch_api_key(settings))
+    session, client = function_client(settings, "IndexerFunction")
     workers = Indexer.workers_for(settings.max_parallel_requests)
-    dynamodb = aws_client("dynamodb", workers)  # one client for the state store and Idempotency
-    indexer = Indexer(
-        client,
-        load_sources(client, settings, logger),
-        StateStore(dynamodb, settings.state_table),
+    dynamodb = aws_client(session, "dynamodb", workers)  # for the state store and Idempotency
+    s3 = aws_client(session, "s3", workers)
+
+    def make_indexer() -> Indexer:
+        return Indexer(
+            client,
+            load_sources(client, settings, logger),
+            StateStore(dynamodb, settings.state_table),
+            logger,
+            S3Origin(s3),
+            max_parallel=settings.max_parallel_requests,
+            idempotency=DynamoDBPersistenceLayer(
+                table_name=settings.idempotency_table, boto3_client=dynamodb
+            ),
+        )
+
+    @cache
+    def sqs() -> Any:
+        return aws_client(session, "sqs")
+
+    return IndexerBatchHandler(
+        make_indexer,
+        DeadLetterQueue(sqs, settings.dead_letter_queue_url),
+        Redelivery(sqs, settings.events_queue_url),
         logger,
-        S3Origin(aws_client("s3", workers)),
-        max_parallel=settings.max_parallel_requests,
-        idempotency=DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table, boto3_client=dynamodb
-        ),
+        metrics,
+        reserve_s=settings.handler_reserve_s,
     )
-    dead_letters = DeadLetterQueue(sqs_client, settings.dead_letter_queue_url)
-    return IndexerBatchHandler(indexer, dead_letters, logger, metrics)
 
 
 def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
@@ -121,32 +141,35 @@ def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
     from imgix_autoadder.origin import S3Origin
     from imgix_autoadder.state import StateStore
 
-    client = build_client(settings, fetch_api_key(settings))
+    session, client = function_client(settings, "BackfillFunction")
     return Indexer(
         client,
         load_sources(client, settings, logger),
-        StateStore(aws_client("dynamodb"), settings.state_table),
+        StateStore(aws_client(session, "dynamodb"), settings.state_table),
         logger,
-        S3Origin(aws_client("s3")),
+        S3Origin(aws_client(session, "s3")),
         max_parallel=1,  # one listed object per invocation
     )
 
 
-def build_uploader(settings: Settings) -> Uploader:
+def build_uploader(settings: Settings, function: str = "UploaderFunction") -> Uploader:
     from imgix_autoadder.uploader import Uploader
 
-    return Uploader(build_client(settings, fetch_api_key(settings)), aws_client("s3"), settings)
+    session, client = function_client(settings, function)
+    sessions = aws_client(session, "dynamodb") if settings.upload_sessions_table else None
+    return Uploader(client, aws_client(session, "s3"), settings, session_store=sessions)
 
 
 def build_ingest_router(settings: Settings, logger: Logger, metrics: Metrics) -> IngestRouter:
     from imgix_autoadder.dead_letters import DeadLetterQueue
     from imgix_autoadder.ingest import IngestRouter
 
+    session = aws_session("UploadRouterFunction")
     return IngestRouter(
-        build_uploader(settings),
-        aws_client("stepfunctions"),
+        build_uploader(settings, "UploadRouterFunction"),
+        aws_client(session, "stepfunctions"),
         settings.upload_state_machine_arn,
-        DeadLetterQueue(sqs_client, settings.dead_letter_queue_url),
+        DeadLetterQueue(lambda: aws_client(session, "sqs"), settings.dead_letter_queue_url),
         logger,
         metrics,
     )

@@ -1,7 +1,10 @@
-"""The indexer's batch contract with SQS: poison to the DLQ, transient back to the queue."""
+"""The indexer's batch contract with SQS: poison to the DLQ, deferred work back to the queue
+with a delay, transient failures reported back to SQS."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -13,16 +16,26 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from imgix_autoadder.dead_letters import DeadLetterQueue
-from imgix_autoadder.indexer import BatchReport, Indexer, Message, Result, Status
+from imgix_autoadder.dead_letters import DeadLetterQueue, Redelivery
+from imgix_autoadder.imgix_client import ImgixAuthError, ImgixError
+from imgix_autoadder.indexer import (
+    BatchReport,
+    Indexer,
+    Message,
+    Result,
+    Status,
+    outcome_of,
+)
 
 METRIC_NAMES = {
     "add": "Added",
     "refresh": "Refreshed",
     "purge": "Purged",
     "skipped": "Skipped",
+    "defer": "Deferred",
     "poison": "DeadLettered",
     "retry": "Failed",
+    "key_rejected": "ApiKeyRejected",
 }
 
 
@@ -32,20 +45,47 @@ class RetryLater(Exception):
 
 class IndexerBatchHandler:
     def __init__(
-        self, indexer: Indexer, dead_letters: DeadLetterQueue, logger: Logger, metrics: Metrics
+        self,
+        make_indexer: Callable[[], Indexer],
+        dead_letters: DeadLetterQueue,
+        redelivery: Redelivery,
+        logger: Logger,
+        metrics: Metrics,
+        reserve_s: float,
     ) -> None:
-        self._indexer = indexer
+        self._make_indexer = make_indexer
+        self._indexer: Indexer | None = None
         self._dead_letters = dead_letters
+        self._redelivery = redelivery
         self._logger = logger
         self._metrics = metrics
-        self._processor = BatchProcessor(event_type=EventType.SQS)
+        self._reserve_s = reserve_s
+        # Every record failing is still a partial response, not an invocation error: the
+        # Errors alarm then means a crash, and a failed batch of one imgix outage is not one.
+        self._processor = BatchProcessor(
+            event_type=EventType.SQS, raise_on_entire_batch_failure=False
+        )
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self._indexer.register_context(context)
+        # Work that cannot end before this is handed back, not timed out.
+        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+        deadline -= self._reserve_s
         records = event.get("Records") or []
         bodies = {r.get("messageId", ""): r.get("body", "") for r in records}
-        report = self._indexer.process([Message(mid, body) for mid, body in bodies.items()])
+        try:
+            indexer = self._ready_indexer(context)
+        except ImgixError as exc:
+            # The Sources cannot be read: every record shares the outcome (a refused key
+            # holds the batch back, a missing Source dead-letters it with the reason).
+            report = BatchReport()
+            for message_id in bodies:
+                report.merge(message_id, outcome_of(exc))
+            report.counts["key_rejected"] += int(isinstance(exc, ImgixAuthError))
+            self._logger.error("could not read the imgix Sources", extra={"error": str(exc)})
+        else:
+            report = indexer.process([Message(mid, body) for mid, body in bodies.items()], deadline)
         self._dead_letter(report, bodies)
+        self._defer(report, bodies)
         self._emit(report)
 
         def record_handler(record: SQSRecord) -> None:
@@ -57,6 +97,12 @@ class IndexerBatchHandler:
             event=event, record_handler=record_handler, processor=self._processor, context=context
         )
         return dict(response)
+
+    def _ready_indexer(self, context: Any) -> Indexer:
+        if self._indexer is None:
+            self._indexer = self._make_indexer()  # reads the Sources: once per environment
+        self._indexer.register_context(context)
+        return self._indexer
 
     def _dead_letter(self, report: BatchReport, bodies: dict[str, str]) -> None:
         for message_id, result in report.results.items():
@@ -74,10 +120,30 @@ class IndexerBatchHandler:
                 )
                 report.results[message_id] = Result(Status.RETRY, result.reason)
 
+    def _defer(self, report: BatchReport, bodies: dict[str, str]) -> None:
+        for message_id, result in report.results.items():
+            if result.status is not Status.DEFER:
+                continue
+            try:
+                delay = self._redelivery.send(
+                    bodies[message_id], result.delay_s, result.reason, message_id
+                )
+                self._logger.info(
+                    "deferred",
+                    extra={"message_id": message_id, "delay_s": delay, "reason": result.reason},
+                )
+            except Exception as exc:
+                self._logger.error(
+                    "deferral failed; record failed back to SQS",
+                    extra={"message_id": message_id, "error": repr(exc)[:300]},
+                )
+                report.results[message_id] = Result(Status.RETRY, result.reason)
+
     def _emit(self, report: BatchReport) -> None:
         for name, value in report.counts.items():
-            self._metrics.add_metric(
-                name=METRIC_NAMES.get(name, name), unit=MetricUnit.Count, value=value
-            )
+            if value:
+                self._metrics.add_metric(
+                    name=METRIC_NAMES.get(name, name), unit=MetricUnit.Count, value=value
+                )
         for ms in report.api_latency_ms[:100]:  # EMF keeps at most 100 values per metric
             self._metrics.add_metric(name="ApiLatency", unit=MetricUnit.Milliseconds, value=ms)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from botocore.exceptions import ClientError
 from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.config import UPLOAD_SESSION_MAX_BYTES, Settings
@@ -23,6 +24,7 @@ from imgix_autoadder.imgix_client import ImgixClient, ImgixError
 from imgix_autoadder.s3_events import ObjectChange, PoisonRecord
 
 FAILURE_TAG = "imgix-autoadder-upload"
+SESSION_LIFETIME_S = 8 * 3600  # imgix: "The session and presigned URL will stay open for 8 hours"
 
 
 class TransientUploadError(Exception):
@@ -118,6 +120,43 @@ def _storage_session() -> requests.Session:
     return session
 
 
+def s3_error_summary(body: str) -> str:
+    """S3's error Code and Message only: a SignatureDoesNotMatch body also carries the
+    signature and the string to sign, which must not reach a log or an execution history."""
+    code = re.search(r"<Code>([^<]{0,100})</Code>", body)
+    message = re.search(r"<Message>([^<]{0,200})</Message>", body)
+    if code or message:
+        return f"{code.group(1) if code else ''} {message.group(1) if message else ''}".strip()
+    return "(no S3 error document)"
+
+
+class UploadSessionStore:
+    """The presigned URL of each open session, kept out of Step Functions: execution input,
+    output and history hold only the session id, and the URL's signature stays here."""
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._ddb = dynamodb
+        self._table = table
+
+    def put(self, session_id: str, url: str) -> None:
+        expires = int(time.time()) + SESSION_LIFETIME_S
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={"id": {"S": session_id}, "url": {"S": url}, "expires_at": {"N": str(expires)}},
+        )
+
+    def url(self, session_id: str) -> str:
+        item = self._ddb.get_item(
+            TableName=self._table, Key={"id": {"S": session_id}}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            raise PermanentUploadError(f"no presigned URL stored for session {session_id}")
+        return str(item["url"]["S"])
+
+    def forget(self, session_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key={"id": {"S": session_id}})
+
+
 class Uploader:
     def __init__(
         self,
@@ -125,12 +164,24 @@ class Uploader:
         s3: Any,
         settings: Settings,
         storage_session: requests.Session | None = None,
+        session_store: Any = None,
     ) -> None:
         self._client = client
         self._s3 = s3
         self._settings = settings
         # Never the imgix client's session: the presigned URL must not see the API key.
         self._storage = storage_session or _storage_session()
+        self._sessions = (
+            UploadSessionStore(session_store, settings.upload_sessions_table)
+            if session_store is not None
+            else None
+        )
+
+    @property
+    def sessions(self) -> UploadSessionStore:
+        if self._sessions is None:
+            raise PermanentUploadError("UPLOAD_SESSIONS_TABLE is not configured")
+        return self._sessions
 
     # -- routing (ingest bucket events) -----------------------------------------------------
     def job_for(self, change: ObjectChange) -> UploadJob:
@@ -155,6 +206,7 @@ class Uploader:
         return job.size < self._settings.direct_upload_limit_bytes
 
     def execution_input(self, job: UploadJob) -> dict[str, Any]:
+        # The presigned URL never enters the execution: the steps pass the session id.
         return {
             "job": asdict(job),
             "settings": {
@@ -177,13 +229,22 @@ class Uploader:
 
     # -- upload session steps -----------------------------------------------------------------
     def create(self, job: UploadJob) -> dict[str, str]:
+        superseded = self.superseded_by(job)
+        if superseded:
+            raise PermanentUploadError(f"not uploaded: {superseded}")
         session = self._call(self._client.create_upload_session, job.source_id, job.origin_path)
-        return {"id": session.id, "url": session.url, "status": session.status}
+        check_presigned_url(
+            session.url,
+            self._settings.upload_url_host_pattern,
+            self._settings.upload_url_allow_http,
+        )
+        self.sessions.put(session.id, session.url)
+        return {"id": session.id, "status": session.status}
 
     def transfer(self, job: UploadJob, session: dict[str, str]) -> dict[str, float]:
         if job.size > UPLOAD_SESSION_MAX_BYTES:
             raise PermanentUploadError(f"{job.size} bytes is over the 5 GB session limit")
-        url = session["url"]
+        url = self.sessions.url(session["id"])
         check_presigned_url(
             url, self._settings.upload_url_host_pattern, self._settings.upload_url_allow_http
         )
@@ -212,7 +273,7 @@ class Uploader:
             raise TransientUploadError(f"presigned PUT answered {response.status_code}")
         if response.status_code >= 300:
             raise PermanentUploadError(
-                f"presigned PUT answered {response.status_code}: {response.text[:200]}"
+                f"presigned PUT answered {response.status_code}: {s3_error_summary(response.text)}"
             )
         if body.passed != job.size:
             raise PermanentUploadError(f"sent {body.passed} of {job.size} bytes")
@@ -220,6 +281,7 @@ class Uploader:
 
     def close(self, job: UploadJob, session: dict[str, str]) -> dict[str, str]:
         closed = self._call(self._client.close_upload_session, job.source_id, session["id"])
+        self.sessions.forget(session["id"])  # the URL is of no use once the session is closed
         return {"status": closed.status}
 
     def check(self, job: UploadJob, session: dict[str, str], attempt: int) -> dict[str, Any]:
@@ -233,6 +295,30 @@ class Uploader:
         reason = f"{error.get('Error', 'Error')}: {_cause(error.get('Cause'))}"[:1000]
         disposition = self.dispose(job, self._settings.failure_disposition, "failed")
         return {"disposition": disposition, "reason": reason}
+
+    # -- ingest order ------------------------------------------------------------------------
+    def superseded_by(self, job: UploadJob) -> str:
+        """Why this event's object must not be uploaded ('' when it must): the ingest key
+        holds a newer version, or this version is gone or already handled (a redelivery).
+
+        Checked against S3 itself, since events arrive in any order and more than once."""
+        try:
+            head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return "the ingest object is gone (already uploaded and deleted, or removed)"
+            raise
+        current_version = str(head.get("VersionId") or "")
+        if job.version_id and current_version and current_version != job.version_id:
+            return f"a newer version ({current_version}) of the ingest key is current"
+        if not job.version_id and str(head.get("ETag", "")).strip('"') != job.etag:
+            return "the ingest key was overwritten since this event"
+        version = {"VersionId": job.version_id} if job.version_id else {}
+        tags = self._s3.get_object_tagging(Bucket=job.bucket, Key=job.key, **version)
+        for tag in tags.get("TagSet", []):
+            if tag.get("Key") == FAILURE_TAG:
+                return f"this version was handled already ({FAILURE_TAG}={tag.get('Value')})"
+        return ""
 
     # -- plumbing ----------------------------------------------------------------------------
     def dispose(self, job: UploadJob, disposition: str, outcome: str) -> str:

@@ -1,0 +1,157 @@
+"""IAM proven from template.yaml: every permission a function holds is needed, and every
+call it makes is allowed. Handlers run as moto IAM users holding exactly the policies the
+SAM translator gives their role (tests/template_iam.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from imgix_autoadder import runtime
+from imgix_autoadder.api_key import ApiKeyError
+from imgix_autoadder.config import load_settings
+from localdev.provision import EVENTS_DLQ, EVENTS_QUEUE
+from tests.conftest import (
+    API_KEY,
+    FakeContext,
+    Stack,
+    load_function,
+    notification,
+    s3_record,
+    sqs_event,
+    template_parameters,
+)
+from tests.template_iam import FUNCTIONS, identity_session, role_policies, test_resources
+
+INDEXER_SIDS = [
+    "ReadImgixApiKey",
+    "KeyState",
+    "CurrentOriginEtag",
+    "MissingObjectIs404",
+    "RedeliverDeferredRecords",
+    "IdempotencyRecords",
+    "DeadLetterPoisonRecords",
+]
+
+
+def without(documents: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
+    out = []
+    for document in documents:
+        kept = [s for s in document["Statement"] if s.get("Sid") != sid]
+        out.append({**document, "Statement": kept})
+    return out
+
+
+def run_scenario(stack: Stack, monkeypatch: pytest.MonkeyPatch, identity: Any) -> tuple:
+    """One batch that needs every permission the indexer has: an add, a put whose object
+    is already gone (a HEAD that must say 404), a poison record, and a deferral."""
+    monkeypatch.setattr(runtime, "aws_session", lambda function: identity)
+    indexer = load_function("indexer")
+    stack.emulator.reset_calls()
+    gone_etag = stack.put("images/iam-gone.jpg")
+    stack.s3.delete_object(Bucket=stack.local.bucket, Key="images/iam-gone.jpg")
+    stack.emulator.answers["busy"] = (429, {"Retry-After": "600"}, b"{}")
+    stack.emulator.faults.script(["answer:busy"], route="add_asset", origin_path="iam-later.jpg")
+    event = sqs_event(
+        notification(
+            s3_record("ObjectCreated:Put", "images/iam-a.jpg", stack.put("images/iam-a.jpg"))
+        ),
+        notification(s3_record("ObjectCreated:Put", "images/iam-gone.jpg", gone_etag)),
+        "not json",
+        notification(
+            s3_record(
+                "ObjectCreated:Put", "images/iam-later.jpg", stack.put("images/iam-later.jpg")
+            )
+        ),
+    )
+    before = (queued(EVENTS_DLQ), queued(EVENTS_QUEUE))
+    response = indexer.lambda_handler(event, FakeContext())
+    order = {r["messageId"]: i for i, r in enumerate(event["Records"])}
+    failed = sorted(order[f["itemIdentifier"]] for f in response["batchItemFailures"])
+    calls = sorted((c.route, c.origin_path, c.status) for c in stack.emulator.calls)
+    return failed, calls, queued(EVENTS_DLQ) - before[0], queued(EVENTS_QUEUE) - before[1]
+
+
+def queued(name: str) -> int:
+    """Messages in a queue, delayed ones included (moto's own count)."""
+    from moto.sqs.models import sqs_backends
+
+    return len(sqs_backends["123456789012"]["us-east-1"].queues[name]._messages)
+
+
+def test_the_indexer_needs_every_permission_it_has_and_no_other(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    failed, calls, dead, deferred = run_scenario(
+        stack, monkeypatch, stack.identities["IndexerFunction"]
+    )
+    # With the template's policy: all four records reach their outcome.
+    assert failed == [] and dead == 1 and deferred == 1
+    assert ("add_asset", "iam-a.jpg", 200) in calls
+
+    parameters = template_parameters(stack.local, stack.source_id)
+    documents = role_policies("IndexerFunction", parameters, test_resources())
+    sids = {s.get("Sid") for d in documents for s in d["Statement"] if s.get("Sid")}
+    assert sids == set(INDEXER_SIDS)  # a new statement needs a row here, and a reason
+    for sid in INDEXER_SIDS:
+        # Fresh state, so that the scenario starts from the same place each time.
+        boto3.client("dynamodb").delete_item(
+            TableName=stack.local.state_table,
+            Key={"bucket": {"S": stack.local.bucket}, "key": {"S": "images/iam-a.jpg"}},
+        )
+        identity = identity_session(f"indexer-without-{sid}", without(documents, sid))
+        outcome = run_scenario(stack, monkeypatch, identity)
+        assert outcome != (failed, calls, dead, deferred), f"{sid} is granted but not needed"
+
+
+@pytest.fixture
+def cmk_secret(stack: Stack) -> dict[str, str]:
+    """The API key in a secret encrypted with a customer managed KMS key."""
+    key_arn = boto3.client("kms").create_key(Description="imgix key")["KeyMetadata"]["Arn"]
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(
+        Name="imgix-autoadder/cmk-key",
+        SecretString=json.dumps({"api_key": API_KEY}),
+        KmsKeyId=key_arn,
+    )["ARN"]
+    return {"ImgixApiKeySecretArn": arn, "ImgixApiKeySecretKmsKeyArn": key_arn}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_reads_a_key_encrypted_with_a_customer_managed_key(
+    stack: Stack, cmk_secret: dict[str, str], function: str
+):
+    parameters = {**template_parameters(stack.local, stack.source_id), **cmk_secret}
+    documents = role_policies(function, parameters, test_resources())
+    settings = load_settings(
+        {
+            "IMGIX_API_KEY_SECRET": cmk_secret["ImgixApiKeySecretArn"],
+            "IMGIX_SOURCE_IDS": stack.source_id,
+        }
+    )
+
+    allowed = identity_session(f"{function}-cmk", documents)
+    assert runtime.api_key_source(settings, allowed).get() == API_KEY
+
+    denied = identity_session(f"{function}-no-kms", without(documents, "DecryptImgixApiKey"))
+    with pytest.raises(ApiKeyError, match=r"AccessDenied|KMS"):
+        runtime.api_key_source(settings, denied).get()
+
+
+def test_a_head_of_a_missing_object_is_403_without_list_bucket(stack: Stack):
+    """The AWS rule the harness adds: it is why MissingObjectIs404 exists."""
+    from botocore.exceptions import ClientError
+
+    parameters = template_parameters(stack.local, stack.source_id)
+    documents = role_policies("IndexerFunction", parameters, test_resources())
+    s3 = identity_session("no-list", without(documents, "MissingObjectIs404")).client("s3")
+    with pytest.raises(ClientError) as caught:
+        s3.head_object(Bucket=stack.local.bucket, Key="images/never.jpg")
+    assert caught.value.response["Error"]["Code"] == "403"
+    s3 = stack.identities["IndexerFunction"].client("s3")
+    with pytest.raises(ClientError) as caught:
+        s3.head_object(Bucket=stack.local.bucket, Key="images/never.jpg")
+    assert caught.value.response["Error"]["Code"] == "404"
