@@ -248,7 +248,11 @@ def bench_cold_start(repeats: int) -> dict[str, Any]:
     with moto_server() as endpoint, ImgixEmulator(api_key="bench-key", rate_limits=None) as emu:
         indexer_setup(endpoint, 4, emu)
         sfn_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:bench"
-        env = {**os.environ, "UPLOAD_STATE_MACHINE_ARN": sfn_arn}
+        env = {
+            **os.environ,
+            "UPLOAD_STATE_MACHINE_ARN": sfn_arn,
+            "UPLOAD_SESSIONS_TABLE": "bench-sessions",
+        }
         bare = statistics.median(run("pass", env)[0] for _ in range(repeats))
         results["bare_python_ms"] = bare * 1000
         for name in ("indexer", "upload_router", "uploader", "backfill"):
@@ -284,10 +288,14 @@ if mode == "transfer":
     from imgix_autoadder.imgix_client import ImgixClient
     from imgix_autoadder.uploader import Uploader, UploadJob
     settings = load_settings({{"IMGIX_API_KEY_SECRET": "x", "IMGIX_SOURCE_IDS": "a" * 24,
-        "UPLOAD_URL_HOST_PATTERN": r"^127\\.0\\.0\\.1$", "UPLOAD_URL_ALLOW_HTTP": "true"}})
+        "UPLOAD_URL_HOST_PATTERN": r"^127\\.0\\.0\\.1$", "UPLOAD_URL_ALLOW_HTTP": "true",
+        "UPLOAD_SESSIONS_TABLE": "bench-sessions"}})
     etag = s3.head_object(Bucket="bench-ingest", Key="big.bin")["ETag"].strip('"')
     job = UploadJob("bench-ingest", "big.bin", "", etag, size, "a" * 24, "big.bin")
-    Uploader(ImgixClient("unused", "http://127.0.0.1"), s3, settings).transfer(job, {{"url": url}})
+    uploader = Uploader(ImgixClient("unused", "http://127.0.0.1"), s3, settings,
+        session_store=boto3.client("dynamodb"))
+    uploader.sessions.put("bench", url)  # as CreateSession leaves it
+    uploader.transfer(job, {{"id": "bench"}})
 else:  # plain: the same GET body handed to urllib3 as a streamed PUT
     import urllib3
     body = s3.get_object(Bucket="bench-ingest", Key="big.bin")["Body"]
@@ -312,6 +320,12 @@ def bench_streaming(size: int) -> dict[str, Any]:
         os.environ.update(aws_env(endpoint))
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bench-ingest")
+        boto3.client("dynamodb").create_table(
+            TableName="bench-sessions",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         s3.upload_fileobj(
             GeneratedObject(size),
             "bench-ingest",

@@ -46,12 +46,19 @@ class LocalStack:
 
 
 def provision(
-    bucket: str, api_key: str, notifications: bool = True, max_receive_count: int = 5
+    bucket: str,
+    api_key: str,
+    notifications: bool = True,
+    max_receive_count: int = 5,
+    versioned: bool = True,
 ) -> LocalStack:
+    """`versioned`: template.yaml creates the origin bucket versioned. moto sends no
+    ObjectRemoved notification for a versioned bucket, so a run that relies on moto's own
+    notifications for deletes (the local run) turns it off."""
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     s3.create_bucket(Bucket=bucket)
-    # template.yaml creates the origin bucket versioned.
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     dlq_url = sqs.create_queue(QueueName=EVENTS_DLQ)["QueueUrl"]
     dlq_arn = _arn(sqs, dlq_url)
     queue_url = sqs.create_queue(

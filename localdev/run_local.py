@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(emulator: ImgixEmulator, s3: Any) -> int:
-    local = provision(BUCKET, API_KEY)
+    local = provision(BUCKET, API_KEY, versioned=False)  # moto: no delete events if versioned
     source_id = emulator.create_source(
         "local-demo", BUCKET, prefix=PREFIX, subdomains=["autoadder-demo"]
     )

@@ -37,6 +37,8 @@ HANDLER_ENV = {
     "STATE_TABLE": "state",
     "IDEMPOTENCY_TABLE": "idempotency",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+    "EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/events",
+    "UPLOAD_SESSIONS_TABLE": "upload-sessions",
     "UPLOAD_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:upload",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",

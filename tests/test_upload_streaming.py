@@ -82,6 +82,13 @@ def test_transfer_of_a_1gb_object_keeps_memory_bounded(
         Config=TransferConfig(multipart_chunksize=64 * 1024 * 1024),
     )
     etag = s3.head_object(Bucket="ingest", Key="videos/big.mp4")["ETag"].strip('"')
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_server)
+    dynamodb.create_table(
+        TableName="upload-sessions",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
     with ImgixEmulator(api_key="k", rate_limits=None, store_dir=tmp_path) as emulator:
         source_id = emulator.create_source("videos", "origin")
@@ -91,10 +98,11 @@ def test_transfer_of_a_1gb_object_keeps_memory_bounded(
                 "IMGIX_SOURCE_IDS": source_id,
                 "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",
                 "UPLOAD_URL_ALLOW_HTTP": "true",
+                "UPLOAD_SESSIONS_TABLE": "upload-sessions",
             }
         )
         client = ImgixClient("k", emulator.base_url)
-        uploader = Uploader(client, s3, settings)
+        uploader = Uploader(client, s3, settings, session_store=dynamodb)
         job = UploadJob("ingest", "videos/big.mp4", "", etag, SIZE, source_id, "videos/big.mp4")
         session = uploader.create(job)
 

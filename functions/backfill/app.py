@@ -6,6 +6,7 @@ permanent ones raise PermanentIndexError and count as the map run's failed items
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +58,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event_name="Backfill",
         event_time=str(listed.get("LastModified", "")),
     )
-    result = indexer().index_existing(change)
+    # No imgix call starts that could end after the invocation's timeout (10 s reserve).
+    remaining_s = context.get_remaining_time_in_millis() / 1000 - settings.handler_reserve_s
+    result = indexer().index_existing(change, deadline=time.monotonic() + remaining_s)
     metrics.add_metric(
         name=f"Backfill{result.status.value.title()}", unit=MetricUnit.Count, value=1
     )
-    if result.status is Status.RETRY:
+    if result.status in (Status.RETRY, Status.DEFER):  # the map retries it, with backoff
         raise TransientIndexError(result.reason)
     if result.status is Status.POISON:
         logger.error("backfill failed", extra={"key": change.key, "reason": result.reason})

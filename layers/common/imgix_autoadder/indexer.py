@@ -189,8 +189,9 @@ class Indexer:
                 report.merge(message_id, result)
         return report
 
-    def index_existing(self, change: ObjectChange) -> Result:
+    def index_existing(self, change: ObjectChange, deadline: float | None = None) -> Result:
         """Backfill one listed object: add it, refresh it if its ETag changed, or skip it."""
+        self._client.deadline = deadline
         targets, skip_reason = self._targets(change)
         if not targets:
             return Result(Status.SKIPPED, skip_reason)
