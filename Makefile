@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(dir $(shell scripts/python312)):$(PATH)
 
-.PHONY: run test check lint typecheck unit template bench redrive clean
+.PHONY: run test check lint typecheck unit template bench stress redrive clean
 
 run:            ## The main job locally: moto + imgix emulator + the real handlers
 	@scripts/bootstrap
@@ -30,6 +30,10 @@ template:
 	.venv/bin/cfn-lint template.yaml
 	.tools/checkov/bin/checkov -f template.yaml --quiet --compact --framework cloudformation --skip-download
 	.tools/sam/bin/sam build --build-dir build/sam --cached --parallel >/dev/null && echo "sam build: ok"
+
+stress:         ## The integration tests 5 times with cores + 1 CPU hogs beside them
+	@scripts/bootstrap
+	scripts/stress
 
 bench:          ## Benchmarks (ratios against baselines measured in the same run)
 	@scripts/bootstrap

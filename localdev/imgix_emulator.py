@@ -101,6 +101,7 @@ class UploadSessionState:
     size: int = 0
     sha256: str = ""
     polls_after_close: int = 0
+    transition: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class FaultPlan:
@@ -679,23 +680,29 @@ class ImgixEmulator:
         self, handler: _Handler, params: dict[str, str], query: dict[str, list[str]]
     ) -> tuple[int, Any]:
         session = self._session_for(params)
-        publish = False
-        with self._lock:
-            if session.status == "CLOSED" and session.file is not None:
-                session.polls_after_close += 1
-                needed = self.session_polls_to_complete
-                if needed is not None and session.polls_after_close >= needed:
-                    session.status, publish = "COMPLETE", True
-        if publish and session.file is not None:
-            source = self._source(session.source_id)
-            self._publish(
-                source,
-                session.source_id,
-                session.origin_path,
-                session.file,
-                "application/octet-stream",
-            )
-        return 200, self._session_doc(session)
+        # One status request at a time per session: a second poll (a client's retry after
+        # a timeout) waits until the first has finished publishing, and only then reads.
+        with session.transition:
+            with self._lock:
+                ready = session.status == "CLOSED" and session.file is not None
+                if ready:
+                    session.polls_after_close += 1
+                    needed = self.session_polls_to_complete
+                    ready = needed is not None and session.polls_after_close >= needed
+            if ready and session.file is not None:
+                # imgix reports COMPLETE once the asset is processed: publish (write to the
+                # origin, index) first, and only then let COMPLETE be seen.
+                source = self._source(session.source_id)
+                self._publish(
+                    source,
+                    session.source_id,
+                    session.origin_path,
+                    session.file,
+                    "application/octet-stream",
+                )
+                with self._lock:
+                    session.status = "COMPLETE"
+            return 200, self._session_doc(session)
 
     def _presigned_put(
         self, handler: _Handler, session_id: str, query: dict[str, list[str]]

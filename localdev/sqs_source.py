@@ -8,6 +8,7 @@ maxReceiveCount SQS moves them to the DLQ by the queue's redrive policy).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,13 +53,18 @@ def drain(
     context: Any,
     batch_size: int = 10,
     max_invocations: int = 10_000,
+    wait_for_delayed_s: float = 120.0,
 ) -> DrainStats:
-    """Deliver until the queue is empty (failed records are retried until redriven)."""
+    """Deliver until the queue is empty (failed records are retried until redriven).
+
+    Records the handler deferred come back delayed: the drain waits for them too, up to
+    `wait_for_delayed_s` in all."""
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
     region = queue_arn.split(":")[3]
     stats = DrainStats()
+    give_up = time.monotonic() + wait_for_delayed_s
     while stats.invocations < max_invocations:
         messages = sqs.receive_message(
             QueueUrl=queue_url,
@@ -68,7 +74,18 @@ def drain(
             VisibilityTimeout=30,
         ).get("Messages", [])
         if not messages:
-            return stats
+            pending = sqs.get_queue_attributes(
+                QueueUrl=queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessagesDelayed",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            waiting = sum(int(v) for v in pending.values())
+            if not waiting or time.monotonic() > give_up:
+                return stats
+            time.sleep(0.5)
+            continue
         stats.invocations += 1
         stats.delivered += len(messages)
         try:

@@ -113,13 +113,13 @@ def test_adds_and_purges_never_wait_behind_refresh_pacing(
     assert len(stack.emulator.calls_to("refresh_asset")) == 1
     assert len(deferred()) == 2
     # 3 adds at 0.9/s and 6 purges at 2.25/s: seconds, not the 27 s of a refresh slot.
-    assert elapsed < 10
+    assert elapsed < 20  # a refresh slot is 27 s away: nothing waited for it
 
 
 def test_no_imgix_call_starts_that_could_end_after_the_deadline(stack: Stack, indexer: Any):
     keys = [f"images/late/{i}.jpg" for i in range(3)]
     bodies = [notification(s3_record("ObjectCreated:Put", k, stack.put(k))) for k in keys]
-    # 10.5 s left, 10 s of reserve: less than one attempt (connect 3.05 s + read 0.5 s).
+    # 10.5 s left, 10 s of reserve: less than one attempt (connect 3.05 s + read 3 s).
     response = indexer.lambda_handler(sqs_event(*bodies), Context(10.5))
 
     assert response == {"batchItemFailures": []}
