@@ -252,6 +252,11 @@ class ImgixEmulator:
             }
         return source_id
 
+    def create_asset(self, source_id: str, origin_path: str, etag: str) -> None:
+        """An asset imgix indexed some other way (a render, the dashboard): test set-up."""
+        with self._lock:
+            self.assets[(source_id, origin_path)] = Asset(source_id, origin_path, etag)
+
     def calls_to(self, route: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.route == route]
@@ -806,8 +811,6 @@ def _route(method: str, segments: list[str]) -> tuple[str, dict[str, str]]:
         return "purge", {}
     if rest == ["sources"] and method == "GET":
         return "list_sources", {}
-    if len(rest) >= 3 and rest[0] == "assets" and method == "GET":
-        return "get_asset", {"source_id": unquote(rest[1]), "origin_path": tail(4)}
     if len(rest) >= 2 and rest[0] == "sources":
         source_id = unquote(rest[1])
         if len(rest) == 2:
@@ -822,6 +825,9 @@ def _route(method: str, segments: list[str]) -> tuple[str, dict[str, str]]:
             and rest[3] in ("add", "refresh")
         ):
             return f"{rest[3]}_asset", {"source_id": source_id, "origin_path": tail(6)}
+        elif len(rest) >= 4 and rest[2] == "assets" and method == "GET":
+            # Management API, Assets: "sources/:source_id/assets/:origin_path" (GET).
+            return "get_asset", {"source_id": source_id, "origin_path": tail(5)}
         elif len(rest) >= 4 and rest[2] == "upload" and method == "POST":
             return "upload", {"source_id": source_id, "origin_path": tail(5)}
         elif len(rest) >= 4 and rest[2] == "upload-sessions":

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
 from cfnlint.decode import decode_str
@@ -400,6 +401,34 @@ def enforce_iam() -> Iterator[None]:
         patch(S3Response, name, wrapped)
 
     missing_key_needs_list_bucket("head_object")
+
+    # S3 URL-encodes keys in a listing asked with EncodingType=url (botocore always asks,
+    # and decodes); moto ignores it, and its XML then breaks on a key with a control char.
+    list_versions = S3Response.list_object_versions
+
+    def url_encoded_listing(self: Any) -> Any:
+        if self.querystring.get("encoding-type", [""])[0] != "url":
+            return list_versions(self)
+        serialize = self.serialized
+
+        def encoded(action_result: Any) -> Any:
+            result = action_result.result
+            for name in ("Prefix", "KeyMarker", "NextKeyMarker"):
+                if result.get(name):
+                    result[name] = quote_plus(result[name], safe="/")
+            for group in ("Versions", "DeleteMarkers"):
+                for entry in result.get(group, []):
+                    entry["Key"] = quote_plus(entry["Key"], safe="/")
+            result["EncodingType"] = "url"
+            return serialize(action_result)
+
+        self.serialized = encoded
+        try:
+            return list_versions(self)
+        finally:
+            del self.serialized
+
+    patch(S3Response, "list_object_versions", url_encoded_listing)
 
     before = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0

@@ -74,7 +74,7 @@ def test_backfill_indexes_existing_objects_within_the_rate_limits(
     assert stack.emulator.calls_to("refresh_asset") == []
     assert progress(sfn, execution)["status"] == "SUCCEEDED"
     table = boto3.resource("dynamodb").Table(stack.local.state_table)
-    assert table.get_item(Key={"bucket": BUCKET, "key": keys[-1]})["Item"]["action"] == "add"
+    assert table.get_item(Key={"bucket": BUCKET, "key": keys[-1]})["Item"]["told"] == "indexed"
 
     # A second run finds everything known: no calls at all.
     stack.emulator.reset_calls()

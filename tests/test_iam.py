@@ -31,6 +31,7 @@ INDEXER_SIDS = [
     "KeyState",
     "CurrentOriginEtag",
     "MissingObjectIs404",
+    "KeyHistory",
     "RedeliverDeferredRecords",
     "IdempotencyRecords",
     "DeadLetterPoisonRecords",

@@ -7,7 +7,13 @@ import pytest
 from botocore.stub import Stubber
 
 from imgix_autoadder.s3_events import ObjectChange
-from imgix_autoadder.state import StateStore, StateUnavailable, sortable_sequencer
+from imgix_autoadder.state import (
+    KeyState,
+    StateStore,
+    StateUnavailable,
+    Told,
+    sortable_sequencer,
+)
 from localdev.provision import IDEMPOTENCY_TABLE
 from tests.conftest import (
     BUCKET,
@@ -37,13 +43,14 @@ def change(key: str, sequencer: str, etag: str = "e1") -> ObjectChange:
 def test_get_many_reads_past_the_100_key_limit_and_leaves_unknown_keys_out(stack: Stack):
     store = StateStore(boto3.client("dynamodb"), stack.local.state_table)
     for i in range(0, 150, 2):  # every other key has a state
-        assert store.record(change(f"images/{i}.jpg", f"{i + 1:04X}"), "add")
+        told = KeyState(sequencer="", told=Told.INDEXED, told_etag="e1")
+        assert store.record(change(f"images/{i}.jpg", f"{i + 1:04X}"), told)
 
     found = store.get_many([(BUCKET, f"images/{i}.jpg") for i in range(150)] * 2)
 
     assert set(found) == {(BUCKET, f"images/{i}.jpg") for i in range(0, 150, 2)}
     assert found[(BUCKET, "images/4.jpg")].sequencer == sortable_sequencer("0005")
-    assert found[(BUCKET, "images/4.jpg")].action == "add"
+    assert found[(BUCKET, "images/4.jpg")].told is Told.INDEXED
 
 
 def unprocessed_then(stubber: Stubber, table: str, rounds: int) -> None:

@@ -181,8 +181,16 @@ class ImgixClient:
         return self._json("POST", path, "refresh asset", json={}, pacer=self.pacers.refresh)
 
     def get_asset(self, source_id: str, origin_path: str) -> dict[str, Any]:
-        path = f"/api/v1/assets/{quote(source_id, safe='')}/{encode_origin_path(origin_path)}"
+        """Management API, Assets: GET sources/:source_id/assets/:origin_path."""
+        path = f"{self._source(source_id)}/assets/{encode_origin_path(origin_path)}"
         return _data_of(self._json("GET", path, "get asset"), "get asset")
+
+    def has_asset(self, source_id: str, origin_path: str) -> bool:
+        try:
+            self.get_asset(source_id, origin_path)
+        except ImgixNotFound:
+            return False
+        return True
 
     def purge(self, url: str) -> dict[str, Any]:
         body = {"data": {"type": "purges", "attributes": {"url": url}}}

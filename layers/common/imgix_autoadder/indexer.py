@@ -28,9 +28,10 @@ from imgix_autoadder.imgix_client import (
     ImgixNotFound,
     OutOfTime,
 )
+from imgix_autoadder.origin import Current
 from imgix_autoadder.s3_events import ObjectChange, PoisonRecord, parse_message_body
 from imgix_autoadder.sources import SourceMap, Target
-from imgix_autoadder.state import KeyState, StateStore
+from imgix_autoadder.state import KeyState, StateStore, Told, sortable_sequencer
 
 
 class Log(Protocol):
@@ -39,7 +40,8 @@ class Log(Protocol):
 
 
 class Origin(Protocol):
-    def current_etag(self, bucket: str, key: str) -> str | None: ...
+    def current(self, bucket: str, key: str) -> Current: ...
+    def is_first_version(self, bucket: str, key: str, version_id: str) -> bool | None: ...
 
 
 # A record held back by a refused key, or by imgix's rate limits, comes back after this.
@@ -117,6 +119,11 @@ class _KeyWork:
     key: str
     targets: list[Target]
     changes: list[tuple[ObjectChange, str]] = field(default_factory=list)
+
+    @property
+    def ambiguous(self) -> bool:
+        """Only EventBridge readings of this key, which may not be the real one."""
+        return all(change.ambiguous_key for change, _ in self.changes)
 
     @property
     def latest(self) -> ObjectChange:
@@ -287,44 +294,71 @@ class Indexer:
         }
 
     def _apply(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
-        """`known`: the key's state as read before it was handled, in one read for all the
-        keys of its batch.
+        """Make imgix hold what S3 holds now, whatever the event said.
 
+        `known`: the key's state as read before it was handled (one read for the batch).
         A concurrent writer can only have moved it forward since; the conditional write in
         StateStore.record keeps the newest, and Idempotency keeps one event to one call.
         """
         latest = work.latest
-        if latest.removed:
-            if known is not None and known.deleted:
-                self._state.record(latest, Action.NONE)  # newer sequencer, still gone
-                return Result(Status.SKIPPED, "already purged"), Action.NONE
-            action = Action.PURGE
+        known = known or KeyState(sequencer="")
+        now = self._origin.current(work.bucket, work.key)
+        seen = replace(known, s3_present=now.exists, s3_etag=now.etag, s3_version=now.version_id)
+        if now.exists:
+            if known.holds(now.etag, now.fingerprint):
+                self._state.record(latest, seen)
+                return Result(Status.SKIPPED, "imgix holds the current object"), Action.NONE
+            told = replace(
+                seen,
+                told=Told.INDEXED,
+                told_etag=now.etag,
+                told_fingerprint=now.fingerprint,
+                told_version=now.version_id,
+                told_sequencer=sortable_sequencer(latest.sequencer),
+            )
+            calls = [(t, self._index_action(work, known, now, t)) for t in work.targets]
         else:
-            # imgix fetches what S3 holds now, not what this event saw: decide on that, so
-            # an older event handled first costs the one call, and the newer one none.
-            current = self._origin.current_etag(work.bucket, work.key)
-            if current is None:
-                self._state.record(latest, Action.NONE, absent=True)
-                return Result(Status.SKIPPED, "no longer in S3 (deleted since)"), Action.NONE
-            latest = replace(latest, etag=current)
-            if known is None:
-                action = Action.ADD
-            elif not known.deleted and known.etag == current:
-                self._state.record(latest, Action.NONE)  # newer sequencer, same bytes
-                return Result(Status.SKIPPED, "content unchanged (same ETag)"), Action.NONE
-            else:
-                action = Action.REFRESH
+            if known.told is Told.NOTHING and (work.ambiguous or not latest.removed):
+                # Created and already gone (its own delete event purges it), or one reading
+                # of an EventBridge key that neither S3 nor our records know.
+                self._state.record(latest, seen)
+                return Result(Status.SKIPPED, "not in S3, and imgix was told nothing"), Action.NONE
+            if known.purged_since(now.version_id, latest):
+                self._state.record(latest, seen)
+                return Result(Status.SKIPPED, "already purged"), Action.NONE
+            told = replace(
+                seen,
+                told=Told.PURGED,
+                told_etag="",
+                told_fingerprint="",
+                told_version=now.version_id,
+                told_sequencer=sortable_sequencer(latest.sequencer),
+            )
+            calls = [(t, Action.PURGE) for t in work.targets]
 
         api_ms: list[float] = []
         try:
-            for target in work.targets:
+            for target, action in calls:
                 api_ms.append(self._call(action, target))
         except ImgixNotFound as exc:
-            if action is Action.PURGE:
+            if now.exists is False:
                 raise
             return self._not_found(work, exc), Action.NONE
-        self._state.record(latest, action)
+        self._state.record(latest, told)
+        action = calls[0][1]
         return Result(Status.DONE, action.value, api_ms), action
+
+    def _index_action(
+        self, work: _KeyWork, known: KeyState, now: Current, target: Target
+    ) -> Action:
+        """add only when imgix cannot hold older bytes for the key: refresh otherwise, since
+        imgix's add does not reprocess an asset it already has."""
+        if known.told is not Told.NOTHING:
+            return Action.REFRESH
+        first = self._origin.is_first_version(work.bucket, work.key, now.version_id)
+        if first is None:  # an unversioned bucket cannot say: ask imgix what it holds
+            first = not self._client.has_asset(target.source.id, target.origin_path)
+        return Action.ADD if first else Action.REFRESH
 
     def _not_found(self, work: _KeyWork, exc: ImgixNotFound) -> Result:
         """A 404 on add or refresh. Nothing is recorded: imgix was told nothing."""
@@ -337,7 +371,7 @@ class Indexer:
                     f"imgix Source {target.source.id} not found (deleted, or another "
                     f"account's): fix IMGIX_SOURCE_IDS, then redrive. {exc}",
                 )
-        if self._origin.current_etag(work.bucket, work.key) is None:
+        if not self._origin.current(work.bucket, work.key).exists:
             # Deleted since the HEAD: its own delete event purges it.
             return Result(Status.SKIPPED, f"origin no longer has the object: {exc}")
         return Result(

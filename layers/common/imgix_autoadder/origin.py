@@ -1,22 +1,92 @@
-"""What the origin bucket holds now: imgix fetches the current bytes, whatever event we hold."""
+"""What the origin bucket holds now: imgix fetches the current object, whatever event we hold.
+
+An event alone cannot say what is current: events arrive late, twice and out of order, a
+delete may remove an old version only, and deleting a delete marker brings an object back.
+So every decision asks S3 itself.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+# What imgix may serve differently although the bytes are the same (a copy in place that
+# only changes them still needs a refresh).
+SERVED_METADATA = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The key's current object, or its absence (with the delete marker's version id)."""
+
+    exists: bool
+    etag: str = ""
+    version_id: str = ""
+    fingerprint: str = ""
+
+
+def fingerprint(head: dict[str, Any]) -> str:
+    served = {name: str(head.get(name, "")) for name in SERVED_METADATA}
+    served["Metadata"] = json.dumps(head.get("Metadata") or {}, sort_keys=True)
+    digest = hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
 
 
 class S3Origin:
     def __init__(self, s3_client: Any) -> None:
         self._s3 = s3_client
 
-    def current_etag(self, bucket: str, key: str) -> str | None:
-        """The object's ETag now, or None when it no longer exists."""
+    def current(self, bucket: str, key: str) -> Current:
         try:
             head = self._s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
+            if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
+                headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                # A versioned bucket names the delete marker that hides the key.
+                marker = headers.get("x-amz-version-id", "")
+                return Current(False, version_id=marker if marker != "null" else "")
             raise
-        return str(head["ETag"]).strip('"')
+        version = str(head.get("VersionId") or "")
+        return Current(
+            True,
+            etag=str(head["ETag"]).strip('"'),
+            version_id="" if version == "null" else version,
+            fingerprint=fingerprint(head),
+        )
+
+    def current_etag(self, bucket: str, key: str) -> str | None:
+        now = self.current(bucket, key)
+        return now.etag if now.exists else None
+
+    def is_first_version(self, bucket: str, key: str, version_id: str) -> bool | None:
+        """True when the key never held another object (nor was deleted) before this one;
+        None when S3 cannot say (an unversioned bucket keeps no trace of an overwrite).
+
+        When it is the first, `add` is enough; otherwise imgix may hold older bytes, which
+        only `refresh` replaces (imgix's add does not reprocess an asset it has)."""
+        if not version_id:
+            return None
+        # botocore asks for EncodingType=url and decodes the keys itself: XML cannot carry
+        # every character a key may hold.
+        listed = self._s3.list_object_versions(Bucket=bucket, Prefix=key, MaxKeys=10)
+        mine = [
+            entry
+            for group in ("Versions", "DeleteMarkers")
+            for entry in listed.get(group, [])
+            if entry.get("Key") == key
+        ]
+        if listed.get("IsTruncated") and len(mine) < 2:
+            return False  # other keys share the prefix: cannot tell, refresh is safe
+        return [entry.get("VersionId") for entry in mine] == [version_id]

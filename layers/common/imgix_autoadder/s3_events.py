@@ -8,13 +8,15 @@ Anything else is a poison record: it raises PoisonRecord with a reason for the D
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 
 MAX_KEY_BYTES = 1024  # S3's own limit: a longer key cannot be real
+# What SNS sends an SQS subscriber besides notifications (SNS Developer Guide, "HTTP/S").
+SNS_HANDSHAKES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 
 
 class PoisonRecord(ValueError):
@@ -32,6 +34,9 @@ class ObjectChange:
     version_id: str
     event_name: str
     event_time: str
+    # An EventBridge key may or may not be URL-encoded (AWS's event-structure page does not
+    # say): then both readings are handled, and S3 or the state table says which is real.
+    ambiguous_key: bool = False
 
     @property
     def is_folder_marker(self) -> bool:
@@ -80,6 +85,8 @@ def parse_message_body(body: str) -> list[ObjectChange]:
 
     if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
         return parse_message_body(document["Message"])  # S3 -> SNS -> SQS
+    if document.get("Type") in SNS_HANDSHAKES:
+        return []  # SNS -> SQS subscription bookkeeping: nothing to index, nothing wrong
     if document.get("Event") == "s3:TestEvent":
         return []
     if "Records" in document:
@@ -128,21 +135,40 @@ def _from_eventbridge(document: dict[str, Any]) -> list[ObjectChange]:
     try:
         detail = event.detail
         obj = document["detail"]["object"]
-        return [
-            ObjectChange(
-                bucket=_text(detail.bucket.name, "bucket name"),
-                key=decode_key(_text(obj["key"], "object key")),
-                removed=kind == "Object Deleted",
-                sequencer=_hex(obj.get("sequencer")),
-                etag=str(obj.get("etag") or ""),
-                size=_size(obj.get("size")),
-                version_id=str(obj.get("version-id") or ""),
-                event_name=f"EventBridge:{kind}:{detail.get('reason', '')}",
-                event_time=str(document.get("time") or ""),
-            )
-        ]
+        raw = _text(obj["key"], "object key")
+        change = ObjectChange(
+            bucket=_text(detail.bucket.name, "bucket name"),
+            key=_key_as_given(raw),
+            removed=kind == "Object Deleted",
+            sequencer=_hex(obj.get("sequencer")),
+            etag=str(obj.get("etag") or ""),
+            size=_size(obj.get("size")),
+            version_id=str(obj.get("version-id") or ""),
+            event_name=f"EventBridge:{kind}:{detail.get('reason', '')}",
+            event_time=str(document.get("time") or ""),
+        )
     except (KeyError, TypeError, AttributeError) as exc:
         raise PoisonRecord(f"EventBridge detail lacks a required field: {exc!r}") from exc
+    try:
+        decoded = decode_key(raw)
+    except PoisonRecord:
+        decoded = change.key  # not a valid encoding: the key as given is the only reading
+    if decoded == change.key:
+        return [change]
+    return [
+        replace(change, ambiguous_key=True),
+        replace(change, key=decoded, ambiguous_key=True),
+    ]
+
+
+def _key_as_given(raw: str) -> str:
+    if "\x00" in raw or len(raw.encode("utf-8", errors="replace")) > MAX_KEY_BYTES:
+        raise PoisonRecord(f"object key {raw[:80]!r} cannot be an S3 key")
+    try:
+        raw.encode()
+    except UnicodeEncodeError as exc:
+        raise PoisonRecord(f"object key {raw[:80]!r} is not valid Unicode") from exc
+    return raw
 
 
 def _text(value: Any, what: str) -> str:
@@ -169,3 +195,21 @@ def _size(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PoisonRecord(f"object size {value!r} is not a non-negative integer")
     return value
+
+
+def misdirected_source(event: dict[str, Any]) -> str:
+    """The service that invoked the function straight, skipping the queue ('' for SQS).
+
+    The function reads its SQS queue; an S3, SNS or EventBridge trigger pointed at it by
+    mistake would otherwise look like an empty batch, and its events would be lost."""
+    if event.get("source") == "aws.s3" and "detail" in event:
+        return "EventBridge"
+    records = event.get("Records")
+    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
+        return ""
+    first = records[0]
+    if first.get("eventSource") == "aws:s3":
+        return "S3"
+    if first.get("EventSource") == "aws:sns":
+        return "SNS"
+    return ""

@@ -3,6 +3,7 @@ with a delay, transient failures reported back to SQS."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from imgix_autoadder.indexer import (
     Status,
     outcome_of,
 )
+from imgix_autoadder.s3_events import misdirected_source
 
 METRIC_NAMES = {
     "add": "Added",
@@ -67,6 +69,9 @@ class IndexerBatchHandler:
         )
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        source = misdirected_source(event)
+        if source:
+            return self._keep_misdirected(event, source)
         # Work that cannot end before this is handed back, not timed out.
         deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
         deadline -= self._reserve_s
@@ -97,6 +102,26 @@ class IndexerBatchHandler:
             event=event, record_handler=record_handler, processor=self._processor, context=context
         )
         return dict(response)
+
+    def _keep_misdirected(self, event: dict[str, Any], source: str) -> dict[str, Any]:
+        """Keep the whole event in the DLQ with the reason; raising if that fails lets
+        Lambda's asynchronous retries keep it instead."""
+        reason = (
+            f"this event came straight from {source}, not through the SQS queue: point the "
+            f"{source} trigger at the events queue, then redrive this message"
+        )
+        # Kept as bodies the indexer reads, so that a redrive indexes them: an S3 or
+        # EventBridge event as it is, an SNS one as the notification each record carries.
+        bodies = (
+            [str(r.get("Sns", {}).get("Message", json.dumps(r))) for r in event["Records"]]
+            if source == "SNS"
+            else [json.dumps(event)]
+        )
+        for body in bodies:
+            self._dead_letters.send(body, reason, "direct-invocation")
+        self._logger.error("misdirected event kept in the DLQ", extra={"source": source})
+        self._metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
+        return {"batchItemFailures": []}
 
     def _ready_indexer(self, context: Any) -> Indexer:
         if self._indexer is None:

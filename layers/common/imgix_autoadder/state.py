@@ -1,8 +1,10 @@
-"""Per-(bucket, key) memory of what imgix was last told, in DynamoDB.
+"""Per-(bucket, key) state in DynamoDB: what S3 held when last looked at, and, apart from
+it, what imgix was last told (indexed with an ETag and metadata, or purged).
 
 It is what makes at-least-once, out-of-order S3 delivery safe: a stale event (older
-sequencer) is skipped, a duplicate costs no API call, and refresh is only sent when the
-ETag really changed. Writes are conditional, so a late writer can never roll state back.
+sequencer) is skipped, a duplicate costs no API call, and imgix is called only when what
+S3 holds now differs from what imgix was told. Writes are conditional on the sequencer,
+so a late writer can never roll state back.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,26 +35,78 @@ class StateUnavailable(Exception):
     """DynamoDB kept some keys unprocessed (throttling): the batch is retried later."""
 
 
+class Told(StrEnum):
+    """What imgix was last told about a key: the other half of the state."""
+
+    NOTHING = ""
+    INDEXED = "indexed"  # add or refresh, of told_etag / told_fingerprint
+    PURGED = "purged"  # every URL purged, for the absence told_version (or told_sequencer)
+
+
 @dataclass(frozen=True)
 class KeyState:
-    sequencer: str  # sortable form
-    etag: str
-    deleted: bool
-    action: str
+    """One key, two sides: what S3 held when last looked at, and what imgix was last told.
+
+    Decisions compare S3's current object (asked of S3 itself) with the told side; the S3
+    side is kept for the record and for the operator (`s3_*`)."""
+
+    sequencer: str  # sortable form of the newest event handled
+    told: Told = Told.NOTHING
+    told_etag: str = ""
+    told_fingerprint: str = ""
+    told_version: str = ""  # for PURGED: the delete marker's version id, if there was one
+    told_sequencer: str = ""
+    s3_present: bool = False
+    s3_etag: str = ""
+    s3_version: str = ""
+
+    @property
+    def etag(self) -> str:
+        return self.told_etag
 
     def is_newer_or_same(self, change: ObjectChange) -> bool:
         """True when this state already reflects `change` or something after it."""
         if not self.sequencer or not change.sequencer:
-            return False  # cannot order without sequencers; fall back to ETag checks
+            return False  # cannot order without sequencers; S3 itself decides
         return sortable_sequencer(change.sequencer) <= self.sequencer
+
+    def holds(self, etag: str, fingerprint: str) -> bool:
+        """imgix was last given exactly these bytes and this metadata."""
+        same_meta = not self.told_fingerprint or self.told_fingerprint == fingerprint
+        return self.told is Told.INDEXED and self.told_etag == etag and same_meta
+
+    def purged_since(self, version: str, change: ObjectChange) -> bool:
+        """The present absence was purged already: same delete marker, or no event since."""
+        if self.told is not Told.PURGED:
+            return False
+        if version and self.told_version:
+            return version == self.told_version
+        if not change.sequencer or not self.told_sequencer:
+            return True
+        return sortable_sequencer(change.sequencer) <= self.told_sequencer
 
 
 def _state_of(item: dict[str, Any]) -> KeyState:
+    def text(name: str) -> str:
+        return str(item.get(name, {}).get("S", ""))
+
+    told = text("told")
+    if not told and "told" not in item:  # written before the two-sided model
+        legacy_deleted = bool(item.get("deleted", {}).get("BOOL", False))
+        if text("action") == "purge":
+            told = Told.PURGED
+        elif text("action") in ("add", "refresh") and not legacy_deleted:
+            told = Told.INDEXED
     return KeyState(
-        sequencer=item.get("sequencer", {}).get("S", ""),
-        etag=item.get("etag", {}).get("S", ""),
-        deleted=item.get("deleted", {}).get("BOOL", False),
-        action=item.get("action", {}).get("S", ""),
+        sequencer=text("sequencer"),
+        told=Told(told),
+        told_etag=text("told_etag") or text("etag"),
+        told_fingerprint=text("told_fingerprint"),
+        told_version=text("told_version"),
+        told_sequencer=text("told_sequencer") or text("sequencer"),
+        s3_present=bool(item.get("s3_present", {}).get("BOOL", False)),
+        s3_etag=text("s3_etag"),
+        s3_version=text("s3_version"),
     )
 
 
@@ -86,24 +141,25 @@ class StateStore:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))  # full jitter, as AWS advises
         return found
 
-    def record(self, change: ObjectChange, action: str, absent: bool = False) -> bool:
-        """Remember `change`; False when a newer event was recorded meanwhile.
-
-        `absent`: the object was created but is gone from the origin already.
-        """
+    def record(self, change: ObjectChange, state: KeyState) -> bool:
+        """Remember `state` as of `change`; False when a newer event was recorded meanwhile."""
         sequencer = sortable_sequencer(change.sequencer)
-        deleted = change.removed or absent
         now = int(time.time())
         item: dict[str, Any] = {
             "bucket": {"S": change.bucket},
             "key": {"S": change.key},
             "sequencer": {"S": sequencer},
-            "etag": {"S": change.etag},
-            "deleted": {"BOOL": deleted},
-            "action": {"S": action},
+            "told": {"S": state.told.value},
+            "told_etag": {"S": state.told_etag},
+            "told_fingerprint": {"S": state.told_fingerprint},
+            "told_version": {"S": state.told_version},
+            "told_sequencer": {"S": state.told_sequencer},
+            "s3_present": {"BOOL": state.s3_present},
+            "s3_etag": {"S": state.s3_etag},
+            "s3_version": {"S": state.s3_version},
             "updated_at": {"N": str(now)},
         }
-        if deleted:
+        if state.told is Told.PURGED and not state.s3_present:
             item["expires_at"] = {"N": str(now + TOMBSTONE_TTL_S)}
         try:
             self._ddb.put_item(
