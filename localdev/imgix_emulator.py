@@ -87,6 +87,8 @@ class Asset:
     etag: str
     version: int = 1  # bumped each time imgix reprocesses (new ETag)
     refreshes: int = 0
+    # When imgix last fetched the origin for it: add of a new asset, every refresh, upload.
+    fetched_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -180,6 +182,7 @@ class ImgixEmulator:
         self.sources: dict[str, dict[str, Any]] = {}
         self.assets: dict[tuple[str, str], Asset] = {}
         self.purges: list[str] = []
+        self.purge_log: list[tuple[float, str]] = []  # (when, URL), for ordering checks
         self.calls: list[Call] = []
         self.sessions: dict[str, UploadSessionState] = {}
         self.uploads: dict[tuple[str, str], Path] = {}
@@ -265,6 +268,7 @@ class ImgixEmulator:
         with self._lock:
             self.calls.clear()
             self.purges.clear()
+            self.purge_log.clear()
 
     # -- request handling (called from server threads) -----------------------------------
     def handle(self, handler: _Handler) -> None:
@@ -545,6 +549,7 @@ class ImgixEmulator:
             elif asset.etag != etag:
                 asset.etag, asset.version = etag, asset.version + 1
             asset.refreshes += 1
+            asset.fetched_at = time.monotonic()  # refresh always refetches (Assets: refresh)
         return 200, self._asset_doc(asset)
 
     def _get_asset(
@@ -577,6 +582,7 @@ class ImgixEmulator:
             raise ApiError(422, "Unprocessable Entity", f"{host!r} is not a domain of this account")
         with self._lock:
             self.purges.append(url)
+            self.purge_log.append((time.monotonic(), url))
         return 200, {
             "data": {"type": "purges", "id": secrets.token_hex(12), "attributes": {"url": url}}
         }
@@ -626,8 +632,10 @@ class ImgixEmulator:
             asset = self.assets.get((source_id, path))
             if asset is None:
                 self.assets[(source_id, path)] = Asset(source_id, path, etag)
-            elif asset.etag != etag:
-                asset.etag, asset.version = etag, asset.version + 1
+            else:
+                if asset.etag != etag:
+                    asset.etag, asset.version = etag, asset.version + 1
+                asset.fetched_at = time.monotonic()
 
     def _create_session(
         self, handler: _Handler, params: dict[str, str], query: dict[str, list[str]]

@@ -1,0 +1,379 @@
+"""The product's promise, as a property: imgix ends holding what S3 holds.
+
+Hypothesis draws sequences of S3 operations on the versioned origin bucket (moto): put
+with the same or other bytes, copy in place with new metadata, copy to another key,
+multipart upload, delete, delete of a noncurrent version or of the delete marker, delete
+of the current version, lifecycle expiry; on keys under the Source's prefix and outside
+it. Their events, in AWS's notification or EventBridge shape, are delivered as S3 does:
+some late, some twice, shuffled, in batches of any size, some batches by two execution
+environments at once. At the end, against the emulator's record:
+
+- every key S3 holds is indexed with its current ETag, fetched by imgix after its last
+  change;
+- every key whose last operation removed it was purged (every domain) after that removal;
+- keys outside the prefix cost nothing, and no event costs more than one call group.
+
+`make test` runs a deterministic set of examples (derandomized: the same ones every run,
+so the suite never fails by chance) in under a minute; `ORACLE_EXAMPLES=500
+.venv/bin/pytest tests/test_oracle.py` explores at random. A failing sequence found that
+way is kept as a named scenario in tests/test_event_shapes.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote_plus, unquote, urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from localdev.provision import EVENTS_QUEUE
+from tests.conftest import (
+    BUCKET,
+    EVENTS,
+    SUBDOMAINS,
+    FakeContext,
+    Stack,
+    load_function,
+    notification,
+    s3_record,
+    sqs_event,
+)
+
+EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "25"))
+NAMES = ("a.jpg", "b c.jpg", "d+e.jpg")
+BODIES = (b"one", b"two", b"three")
+
+KEY = st.integers(0, 3)  # an index into the names the operation can act on (World.eligible)
+OPS = st.one_of(
+    st.tuples(st.just("put"), KEY, st.sampled_from(BODIES)),
+    st.tuples(st.just("meta"), KEY, st.integers(1, 3)),
+    st.tuples(st.just("copy"), KEY, st.sampled_from((*NAMES, "outside"))),
+    st.tuples(st.just("multipart"), KEY, st.sampled_from(BODIES)),
+    st.tuples(st.just("delete"), KEY),
+    st.tuples(st.just("delete_noncurrent"), KEY, st.integers(0, 5)),
+    st.tuples(st.just("undelete"), KEY),
+    st.tuples(st.just("rollback"), KEY),
+    st.tuples(st.just("expire"), KEY),
+)
+
+
+@dataclass
+class Event:
+    key: str
+    name: str  # notification eventName
+    sequencer: str
+    version_id: str
+    etag: str = ""
+    size: int | None = None
+
+    def body(self, eventbridge: bool, encode_key: bool) -> str:
+        if not eventbridge:
+            record = s3_record(
+                self.name,
+                self.key,
+                self.etag,
+                self.size,
+                self.sequencer,
+                version_id=self.version_id,
+            )
+            return notification(record)
+        removed = not self.name.startswith("ObjectCreated")
+        sample = "eventbridge-object-deleted.json" if removed else "eventbridge-object-created.json"
+        document = json.loads((EVENTS / sample).read_text())
+        obj: dict[str, Any] = {
+            "key": quote_plus(self.key, safe="/") if encode_key else self.key,
+            "sequencer": self.sequencer,
+            "version-id": self.version_id,
+        }
+        if removed:
+            marker = self.name.endswith("DeleteMarkerCreated")
+            document["detail"]["reason"] = (
+                "Lifecycle Expiration" if self.name.startswith("Lifecycle") else "DeleteObject"
+            )
+            document["detail"]["deletion-type"] = (
+                "Delete Marker Created" if marker else "Permanently Deleted"
+            )
+        else:
+            obj.update(etag=self.etag, size=self.size)
+            document["detail"]["reason"] = {
+                "ObjectCreated:Put": "PutObject",
+                "ObjectCreated:Copy": "CopyObject",
+                "ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+            }[self.name]
+        document["detail"]["object"] = obj
+        return json.dumps(document)
+
+
+@dataclass
+class World:
+    """The origin bucket under one example's own prefix, and what happened to each key."""
+
+    stack: Stack
+    prefix: str
+    sequence: int = 0x00F0000000000000
+    last_change: dict[str, float] = field(default_factory=dict)
+    last_removal: dict[str, float] = field(default_factory=dict)
+
+    def key(self, name: str) -> str:
+        if name == "outside":
+            return f"docs/{self.prefix}/outside.jpg"
+        return f"images/{self.prefix}/{name}"
+
+    def sequencer(self) -> str:
+        self.sequence += 0x10
+        return f"{self.sequence:018X}"
+
+    def listing(self, key: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        listed = self.stack.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+        versions = [v for v in listed.get("Versions", []) if v["Key"] == key]
+        markers = [m for m in listed.get("DeleteMarkers", []) if m["Key"] == key]
+        return versions, markers
+
+    def exists(self, key: str) -> bool:
+        versions, _ = self.listing(key)
+        return any(v["IsLatest"] for v in versions)
+
+    def served(self, key: str) -> tuple[str, str] | None:
+        """What imgix would serve for the key: its bytes (ETag) and served metadata."""
+        try:
+            head = self.stack.s3.head_object(Bucket=BUCKET, Key=key)
+        except Exception:
+            return None
+        return head["ETag"], str(head.get("CacheControl", ""))
+
+    def eligible(self, kind: str) -> list[str]:
+        """The names an operation of this kind can act on now (so that few are no-ops)."""
+        names = [*NAMES, "outside"]
+        if kind in ("meta", "copy", "rollback"):
+            return [n for n in names if self.exists(self.key(n))] or names
+        if kind == "undelete":
+            return [
+                n for n in names if any(m["IsLatest"] for m in self.listing(self.key(n))[1])
+            ] or names
+        if kind == "delete_noncurrent":
+            with_history = [
+                n for n in names if sum(len(part) for part in self.listing(self.key(n))) > 1
+            ]
+            return with_history or names
+        return names
+
+    def apply(self, op: tuple[Any, ...]) -> Event | None:
+        choices = self.eligible(op[0])
+        op = (op[0], choices[op[1] % len(choices)], *op[2:])
+        s3, kind, key = self.stack.s3, op[0], self.key(op[1])
+        before = self.served(key)
+        event = self._do(s3, kind, key, op)
+        if event is None:
+            return None
+        now, after = time.monotonic(), self.served(key)
+        if after is not None and after != before:
+            self.last_change[key] = now  # new bytes or metadata: imgix must fetch again
+        elif after is None and before is not None:
+            self.last_removal[key] = now
+        return event
+
+    def _do(self, s3: Any, kind: str, key: str, op: tuple[Any, ...]) -> Event | None:
+        seq = self.sequencer()
+        if kind in ("put", "multipart"):
+            body = op[2]
+            if kind == "put":
+                out = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+                name = "ObjectCreated:Put"
+            else:
+                upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+                part = s3.upload_part(
+                    Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=body
+                )
+                out = s3.complete_multipart_upload(
+                    Bucket=BUCKET,
+                    Key=key,
+                    UploadId=upload,
+                    MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+                )
+                name = "ObjectCreated:CompleteMultipartUpload"
+            return Event(key, name, seq, out["VersionId"], out["ETag"].strip('"'), len(body))
+        if kind in ("meta", "copy"):
+            source = key  # copy: from an existing key to the drawn one
+            target = key if kind == "meta" else self.key(op[2])
+            if not self.exists(source) or (kind == "copy" and source == target):
+                return None  # S3 refuses a copy onto itself that changes nothing
+            extra = (
+                {"MetadataDirective": "REPLACE", "CacheControl": f"max-age={60 * op[2]}"}
+                if kind == "meta"
+                else {}
+            )
+            out = s3.copy_object(
+                Bucket=BUCKET, Key=target, CopySource={"Bucket": BUCKET, "Key": source}, **extra
+            )
+            etag = out["CopyObjectResult"]["ETag"].strip('"')
+            return Event(target, "ObjectCreated:Copy", seq, out["VersionId"], etag, 1)
+        if kind in ("delete", "expire"):
+            # AWS adds a delete marker even for a missing key; moto adds none then.
+            marker = s3.delete_object(Bucket=BUCKET, Key=key).get("VersionId", "")
+            prefix = "LifecycleExpiration" if kind == "expire" else "ObjectRemoved"
+            return Event(key, f"{prefix}:DeleteMarkerCreated", seq, marker)
+        versions, markers = self.listing(key)
+        if kind == "delete_noncurrent":
+            chosen = [e for e in versions + markers if not e["IsLatest"]]
+        elif kind == "undelete":
+            chosen = [m for m in markers if m["IsLatest"]]
+        else:  # rollback: delete the current version
+            chosen = [v for v in versions if v["IsLatest"]]
+        if not chosen:
+            return None
+        version = chosen[op[2] % len(chosen) if kind == "delete_noncurrent" else 0]["VersionId"]
+        s3.delete_object(Bucket=BUCKET, Key=key, VersionId=version)
+        return Event(key, "ObjectRemoved:Delete", seq, version)
+
+
+@pytest.fixture
+def environments(stack: Stack) -> list[Any]:
+    """Two warm execution environments of the indexer."""
+    return [load_function("indexer"), load_function("indexer")]
+
+
+def run_batches(environments: list[Any], batches: list[tuple[list[str], bool]]) -> list[str]:
+    """Deliver each batch; a batch marked concurrent runs beside the next one. Returns the
+    bodies SQS would deliver again (failed records)."""
+    again: list[str] = []
+    lock = threading.Lock()
+
+    def run(env: Any, bodies: list[str]) -> None:
+        event = sqs_event(*bodies)
+        response = env.lambda_handler(event, FakeContext())
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        with lock:
+            again.extend(r["body"] for r in event["Records"] if r["messageId"] in failed)
+
+    index = 0
+    while index < len(batches):
+        bodies, concurrent = batches[index]
+        if concurrent and index + 1 < len(batches):
+            beside = threading.Thread(target=run, args=(environments[1], batches[index + 1][0]))
+            beside.start()
+            run(environments[0], bodies)
+            beside.join()
+            index += 2
+        else:
+            run(environments[0], bodies)
+            index += 1
+    return again
+
+
+def deferred_bodies() -> list[str]:
+    """Records an environment handed back to the queue (delayed): SQS delivers them later."""
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]
+    bodies = [m.body for m in queue._messages]
+    queue._messages.clear()
+    return bodies
+
+
+examples = iter(range(10**6))
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="ORACLE_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+@given(data=st.data())
+def test_imgix_ends_holding_what_s3_holds(
+    stack: Stack, environments: list[Any], data: st.DataObject
+):
+    check_promise(stack, environments, data.draw, f"ex{next(examples)}")
+
+
+def check_promise(stack: Stack, environments: list[Any], draw: Any, prefix: str) -> None:
+    world = World(stack, prefix)
+    phases = draw(st.lists(st.lists(OPS, min_size=1, max_size=4), min_size=1, max_size=4))
+    pending: list[tuple[int, str]] = []  # (phase to deliver in, body)
+    distinct = 0
+    for number, ops in enumerate(phases):
+        for op in ops:
+            event = world.apply(op)
+            if event is None:
+                continue
+            distinct += event.key.startswith("images/")
+            shape = draw(st.tuples(st.booleans(), st.booleans()))
+            body = event.body(eventbridge=shape[0], encode_key=shape[1])
+            # Mostly delivered in its own phase, sometimes in a later one.
+            late = number + max(0, draw(st.integers(-2, len(phases) - number)))
+            copies = 2 if draw(st.integers(0, 4)) == 0 else 1  # at least once
+            pending += [(late, body)] * copies
+        due = [body for phase, body in pending if phase <= number]
+        pending = [(phase, body) for phase, body in pending if phase > number]
+        deliver(environments, draw, due)
+    deliver(environments, draw, [body for _, body in pending])
+
+    check_against_s3(world, distinct)
+
+
+def deliver(environments: list[Any], draw: Any, bodies: list[str]) -> None:
+    """One shuffled, batched, partly concurrent delivery (all drawn here); then what SQS
+    would deliver again (failed or deferred records) until nothing is left. The later
+    rounds draw nothing: their content depends on timing, and Hypothesis must be able to
+    replay every draw."""
+    order = draw(st.permutations(bodies))
+    batches, start = [], 0
+    while start < len(order):
+        size = draw(st.integers(1, 4))
+        batches.append((list(order[start : start + size]), draw(st.booleans())))
+        start += size
+    again = run_batches(environments, batches) + deferred_bodies()
+    for _ in range(20):
+        if not again:
+            return
+        again = run_batches(environments, [([b], False) for b in again]) + deferred_bodies()
+    raise AssertionError(f"records still undelivered after 20 rounds: {again[:2]}")
+
+
+def check_against_s3(world: World, distinct_events: int) -> None:
+    emulator, source = world.stack.emulator, world.stack.source_id
+    calls = [c for c in emulator.calls if c.route in ("add_asset", "refresh_asset", "purge")]
+    mine = f"{world.prefix}/"
+    purges: dict[str, list[float]] = defaultdict(list)
+    for at, url in emulator.purge_log:
+        purges[unquote(urlsplit(url).path.lstrip("/"))].append(at)
+    problems = []
+    for name in NAMES:
+        key = world.key(name)
+        path = key.removeprefix("images/")
+        head = current(world, key)
+        asset = emulator.assets.get((source, path))
+        if head is not None:
+            changed = world.last_change.get(key, 0.0)
+            if asset is None or asset.etag != head:
+                problems.append(f"{key}: S3 holds {head}, imgix holds {asset and asset.etag}")
+            elif asset.fetched_at < changed:
+                problems.append(f"{key}: imgix has not fetched it since its last change")
+        elif key in world.last_removal:
+            removed = world.last_removal[key]
+            after = [at for at in purges.get(path, []) if at > removed]
+            if len(after) < len(SUBDOMAINS):
+                problems.append(f"{key}: removed from S3, but not purged since")
+    outside = [c for c in emulator.calls if "outside" in c.raw_path]
+    if outside:
+        problems.append(f"calls for a key outside the prefix: {outside}")
+    groups = sum(1 for c in calls if c.route != "purge" and c.origin_path.startswith(mine))
+    groups += sum(len(v) for p, v in purges.items() if p.startswith(mine)) / len(SUBDOMAINS)
+    if groups > distinct_events:
+        problems.append(f"{groups:g} imgix call groups for {distinct_events} distinct events")
+    assert not problems, "\n".join(problems)
+
+
+def current(world: World, key: str) -> str | None:
+    versions, _ = world.listing(key)
+    latest = [v for v in versions if v["IsLatest"]]
+    return latest[0]["ETag"].strip('"') if latest else None
