@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from imgix_autoadder import runtime
 from localdev.imgix_emulator import ImgixEmulator, S3Origin
-from localdev.provision import LocalStack, provision
+from localdev.provision import EVENTS_QUEUE, LocalStack, provision
 from tests.template_iam import (
     admin_session,
     enforce_iam,
@@ -241,6 +241,14 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
             for i, body in enumerate(bodies)
         ]
     }
+
+
+def queued(name: str = EVENTS_QUEUE) -> list[Any]:
+    """A queue's messages as moto holds them, delayed ones included: what a deferral sent
+    back to the queue (DelaySeconds hides it from ReceiveMessage for a while)."""
+    from moto.sqs.models import sqs_backends
+
+    return list(sqs_backends["123456789012"][REGION].queues[name]._messages)
 
 
 def failed_ids(response: dict[str, Any]) -> set[str]:

@@ -9,14 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from localdev.provision import EVENTS_QUEUE
-from tests.conftest import FakeContext, Stack, notification, s3_record, sqs_event
-
-
-def deferred() -> list[Any]:
-    from moto.sqs.models import sqs_backends
-
-    return list(sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]._messages)
+from tests.conftest import FakeContext, Stack, notification, queued, s3_record, sqs_event
 
 
 def test_a_concurrent_duplicate_is_deferred_while_the_first_holds_the_lock(
@@ -49,7 +42,7 @@ def test_a_concurrent_duplicate_is_deferred_while_the_first_holds_the_lock(
 
     assert first == {"batchItemFailures": []}
     assert second == {"batchItemFailures": []}  # no receive spent: deferred a few seconds
-    [held] = deferred()
+    [held] = queued()
     reason = held.message_attributes["DeferredReason"]["StringValue"]
     assert reason == "another invocation is handling this event"
     assert len(stack.emulator.calls_to("add_asset")) == 1

@@ -11,13 +11,13 @@ import pytest
 
 from imgix_autoadder.imgix_client import ImgixClient, Pacers
 from imgix_autoadder.pacing import RateLimiter, SlotTooLate
-from localdev.provision import EVENTS_QUEUE
 from tests.conftest import (
     API_KEY,
     FakeContext,
     Stack,
     load_function,
     notification,
+    queued,
     s3_record,
     sqs_event,
 )
@@ -39,12 +39,6 @@ class Context(FakeContext):
 
     def get_remaining_time_in_millis(self) -> int:
         return int((self._until - time.monotonic()) * 1000)
-
-
-def deferred() -> list[Any]:
-    from moto.sqs.models import sqs_backends
-
-    return list(sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]._messages)
 
 
 def paced_indexer(monkeypatch: pytest.MonkeyPatch, max_concurrency: int) -> Any:
@@ -85,7 +79,7 @@ def test_a_batch_of_overwrites_never_outlasts_the_timeout(
     assert response == {"batchItemFailures": []}  # no receive spent on any record
     assert stack.dlq_messages() == []
     refreshed = len(stack.emulator.calls_to("refresh_asset"))
-    held = deferred()
+    held = queued()
     assert refreshed >= 1 and refreshed + len(held) == 10
     interval = 60 / (10 * 0.9 / (max_concurrency + 1))
     assert all(m.delayed_until - time.time() >= min(interval, 900) - 15 for m in held)
@@ -111,7 +105,7 @@ def test_adds_and_purges_never_wait_behind_refresh_pacing(
     assert len(stack.emulator.calls_to("add_asset")) == 3
     assert len(stack.emulator.calls_to("purge")) == 6  # two domains each
     assert len(stack.emulator.calls_to("refresh_asset")) == 1
-    assert len(deferred()) == 2
+    assert len(queued()) == 2
     # 3 adds at 0.9/s and 6 purges at 2.25/s: seconds, not the 27 s of a refresh slot.
     assert elapsed < 20  # a refresh slot is 27 s away: nothing waited for it
 
@@ -124,7 +118,7 @@ def test_no_imgix_call_starts_that_could_end_after_the_deadline(stack: Stack, in
 
     assert response == {"batchItemFailures": []}
     assert stack.emulator.calls_to("add_asset") == []
-    assert len(deferred()) == 3 and stack.dlq_messages() == []
+    assert len(queued()) == 3 and stack.dlq_messages() == []
 
 
 def test_a_long_retry_after_hands_the_record_back_at_once(stack: Stack, indexer: Any):
@@ -139,7 +133,7 @@ def test_a_long_retry_after_hands_the_record_back_at_once(stack: Stack, indexer:
 
     assert time.monotonic() - started < 5  # not waited out
     assert response == {"batchItemFailures": []}
-    [held] = deferred()
+    [held] = queued()
     assert held.delayed_until - time.time() >= 115  # comes back when imgix said
 
 

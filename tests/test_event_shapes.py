@@ -12,7 +12,6 @@ from urllib.parse import quote_plus
 import pytest
 from moto.events.models import EventPattern
 
-from localdev.provision import EVENTS_QUEUE
 from tests.conftest import (
     BUCKET,
     EVENTS,
@@ -21,6 +20,7 @@ from tests.conftest import (
     Stack,
     failed_ids,
     next_sequencer,
+    queued,
     sqs_event,
 )
 from tests.test_template import RESOURCES
@@ -295,8 +295,6 @@ def test_the_eventbridge_rule_matches_every_event_the_indexer_handles(sample: st
 
 def test_a_deferred_record_keeps_its_shape(stack: Stack, invoke: Invoke):
     """A deferral re-sends the body as it came: EventBridge stays EventBridge."""
-    from moto.sqs.models import sqs_backends
-
     v1 = put(stack, KEY)
     stack.emulator.answers["busy"] = (429, {"Retry-After": "300"}, b"{}")
     stack.emulator.faults.script(["answer:busy"], route="add_asset")
@@ -304,5 +302,5 @@ def test_a_deferred_record_keeps_its_shape(stack: Stack, invoke: Invoke):
 
     assert failed_ids(deliver(invoke, document)) == set()
 
-    [held] = sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]._messages
+    [held] = queued()
     assert json.loads(held.body) == document

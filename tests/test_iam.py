@@ -20,6 +20,7 @@ from tests.conftest import (
     Stack,
     load_function,
     notification,
+    queued,
     s3_record,
     sqs_event,
     template_parameters,
@@ -68,19 +69,12 @@ def run_scenario(stack: Stack, monkeypatch: pytest.MonkeyPatch, identity: Any) -
             )
         ),
     )
-    before = (queued(EVENTS_DLQ), queued(EVENTS_QUEUE))
+    before = (len(queued(EVENTS_DLQ)), len(queued(EVENTS_QUEUE)))
     response = indexer.lambda_handler(event, FakeContext())
     order = {r["messageId"]: i for i, r in enumerate(event["Records"])}
     failed = sorted(order[f["itemIdentifier"]] for f in response["batchItemFailures"])
     calls = sorted((c.route, c.origin_path, c.status) for c in stack.emulator.calls)
-    return failed, calls, queued(EVENTS_DLQ) - before[0], queued(EVENTS_QUEUE) - before[1]
-
-
-def queued(name: str) -> int:
-    """Messages in a queue, delayed ones included (moto's own count)."""
-    from moto.sqs.models import sqs_backends
-
-    return len(sqs_backends["123456789012"]["us-east-1"].queues[name]._messages)
+    return failed, calls, len(queued(EVENTS_DLQ)) - before[0], len(queued(EVENTS_QUEUE)) - before[1]
 
 
 def test_the_indexer_needs_every_permission_it_has_and_no_other(

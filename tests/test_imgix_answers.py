@@ -14,8 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from localdev.provision import EVENTS_QUEUE
-from tests.conftest import Invoke, Stack, failed_ids, notification, s3_record, sqs_event
+from tests.conftest import Invoke, Stack, failed_ids, notification, queued, s3_record, sqs_event
 
 JSONAPI = {"Content-Type": "application/vnd.api+json"}
 HTML = {"Content-Type": "text/html"}
@@ -83,21 +82,13 @@ def outcome(
     dlq = stack.dlq_messages()
     if dlq:
         return "dlq", dlq[0]["MessageAttributes"]["FailureReason"]["StringValue"]
-    deferred = redelivered(stack)
+    deferred = [m.message_attributes for m in queued()]
     if deferred:
         return "defer", deferred[0]["DeferredReason"]["StringValue"]
     if message_id in failed_ids(response):
         failures = [json.loads(line) for line in logs.splitlines() if "imgix call failed" in line]
         return "retry", failures[-1]["error"]
     return "done", ""
-
-
-def redelivered(stack: Stack) -> list[dict[str, Any]]:
-    """Messages sent back to the events queue, delayed ones included (moto's own view)."""
-    from moto.sqs.models import sqs_backends
-
-    queue = sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]
-    return [m.message_attributes for m in queue._messages]
 
 
 @pytest.mark.parametrize("name", list(ANSWERS))

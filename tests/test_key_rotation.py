@@ -9,8 +9,7 @@ import pytest
 
 from imgix_autoadder.api_key import ApiKeyError, StaticApiKey, parse_secret
 from imgix_autoadder.imgix_client import ImgixAuthError, ImgixClient
-from localdev.provision import EVENTS_QUEUE
-from tests.conftest import Invoke, Stack, failed_ids, notification, s3_record, sqs_event
+from tests.conftest import Invoke, Stack, failed_ids, notification, queued, s3_record, sqs_event
 
 NEW_KEY = "ak_rotated_0123456789abcdef0123456789abcdef"
 
@@ -28,13 +27,6 @@ def rotate(stack: Stack, secret_value: str, accepted: list[str]) -> None:
     }
 
 
-def delayed_in_queue() -> list[dict]:
-    from moto.sqs.models import sqs_backends
-
-    queue = sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]
-    return [{"body": m.body, **m.message_attributes} for m in queue._messages]
-
-
 def test_a_rotated_key_is_read_again_on_401_without_a_cold_start(
     stack: Stack, invoke: Invoke, capsys: pytest.CaptureFixture[str]
 ):
@@ -45,7 +37,9 @@ def test_a_rotated_key_is_read_again_on_401_without_a_cold_start(
 
     statuses = [c.status for c in stack.emulator.calls_to("add_asset")]
     assert statuses == [200, 401, 200]  # one refused call, then the fresh key
-    assert delayed_in_queue() == [] and stack.dlq_messages() == []
+    assert [
+        {"body": m.body, **m.message_attributes} for m in queued()
+    ] == [] and stack.dlq_messages() == []
     assert NEW_KEY not in capsys.readouterr().out
 
 
@@ -61,7 +55,7 @@ def test_a_key_refused_even_when_fresh_holds_records_back_without_dead_lettering
         assert invoke(event) == {"batchItemFailures": []}
 
     assert stack.dlq_messages() == []
-    held = delayed_in_queue()
+    held = [{"body": m.body, **m.message_attributes} for m in queued()]
     assert len(held) == 6  # each back in the queue, delayed, with a fresh receive count
     assert all(
         "API key" in m["DeferredReason"]["StringValue"]
@@ -83,7 +77,10 @@ def test_a_cold_start_with_a_refused_key_holds_the_batch_back(stack: Stack, inde
     response = indexer.lambda_handler(event, FakeContext())
 
     assert failed_ids(response) == set()
-    assert len(delayed_in_queue()) == 1 and stack.dlq_messages() == []
+    assert (
+        len([{"body": m.body, **m.message_attributes} for m in queued()]) == 1
+        and stack.dlq_messages() == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +114,10 @@ def test_a_secret_with_a_line_break_holds_records_back_and_never_logs_the_key(
     response = invoke(put_event(stack, "images/after.jpg"))
 
     assert response == {"batchItemFailures": []}
-    assert len(delayed_in_queue()) == 1 and stack.dlq_messages() == []
+    assert (
+        len([{"body": m.body, **m.message_attributes} for m in queued()]) == 1
+        and stack.dlq_messages() == []
+    )
     out = capsys.readouterr().out
     assert "ak_newline_secret" not in out and "Bearer" not in out
 
