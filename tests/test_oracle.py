@@ -122,6 +122,7 @@ class World:
     sequence: int = 0x00F0000000000000
     last_change: dict[str, float] = field(default_factory=dict)
     last_removal: dict[str, float] = field(default_factory=dict)
+    last_served: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
         if name == "outside":
@@ -175,8 +176,11 @@ class World:
         if event is None:
             return None
         now, after = time.monotonic(), self.served(key)
-        if after is not None and after != before:
-            self.last_change[key] = now  # new bytes or metadata: imgix must fetch again
+        if after is not None and after != self.last_served.get(key):
+            # New bytes or metadata since it last existed: imgix must fetch again. (An
+            # undelete that restores what imgix still holds is not a change.)
+            self.last_change[key] = now
+            self.last_served[key] = after
         elif after is None and before is not None:
             self.last_removal[key] = now
         return event

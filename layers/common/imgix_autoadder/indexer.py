@@ -42,6 +42,7 @@ class Log(Protocol):
 class Origin(Protocol):
     def current(self, bucket: str, key: str) -> Current: ...
     def is_first_version(self, bucket: str, key: str, version_id: str) -> bool | None: ...
+    def has_history(self, bucket: str, key: str) -> bool: ...
 
 
 # A record held back by a refused key, or by imgix's rate limits, comes back after this.
@@ -318,9 +319,12 @@ class Indexer:
             )
             calls = [(t, self._index_action(work, known, now, t)) for t in work.targets]
         else:
-            if known.told is Told.NOTHING and (work.ambiguous or not latest.removed):
-                # Created and already gone (its own delete event purges it), or one reading
-                # of an EventBridge key that neither S3 nor our records know.
+            if known.told is Told.NOTHING and (
+                not latest.removed
+                or (work.ambiguous and not self._origin.has_history(work.bucket, work.key))
+            ):
+                # Created and already gone (its own delete event purges it), or the reading
+                # of an EventBridge key that S3 has never held.
                 self._state.record(latest, seen)
                 return Result(Status.SKIPPED, "not in S3, and imgix was told nothing"), Action.NONE
             if known.purged_since(now.version_id, latest):

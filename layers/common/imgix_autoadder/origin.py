@@ -70,14 +70,9 @@ class S3Origin:
         now = self.current(bucket, key)
         return now.etag if now.exists else None
 
-    def is_first_version(self, bucket: str, key: str, version_id: str) -> bool | None:
-        """True when the key never held another object (nor was deleted) before this one;
-        None when S3 cannot say (an unversioned bucket keeps no trace of an overwrite).
-
-        When it is the first, `add` is enough; otherwise imgix may hold older bytes, which
-        only `refresh` replaces (imgix's add does not reprocess an asset it has)."""
-        if not version_id:
-            return None
+    def _history(self, bucket: str, key: str) -> tuple[list[dict[str, Any]], bool]:
+        """The key's own versions and delete markers (a first page), and whether the
+        listing was cut short by other keys sharing the prefix."""
         # botocore asks for EncodingType=url and decodes the keys itself: XML cannot carry
         # every character a key may hold.
         listed = self._s3.list_object_versions(Bucket=bucket, Prefix=key, MaxKeys=10)
@@ -87,6 +82,22 @@ class S3Origin:
             for entry in listed.get(group, [])
             if entry.get("Key") == key
         ]
-        if listed.get("IsTruncated") and len(mine) < 2:
+        return mine, bool(listed.get("IsTruncated"))
+
+    def has_history(self, bucket: str, key: str) -> bool:
+        """S3 has held this key (a versioned bucket keeps its versions and delete markers)."""
+        mine, truncated = self._history(bucket, key)
+        return bool(mine) or truncated
+
+    def is_first_version(self, bucket: str, key: str, version_id: str) -> bool | None:
+        """True when the key never held another object (nor was deleted) before this one;
+        None when S3 cannot say (an unversioned bucket keeps no trace of an overwrite).
+
+        When it is the first, `add` is enough; otherwise imgix may hold older bytes, which
+        only `refresh` replaces (imgix's add does not reprocess an asset it has)."""
+        if not version_id:
+            return None
+        mine, truncated = self._history(bucket, key)
+        if truncated and len(mine) < 2:
             return False  # other keys share the prefix: cannot tell, refresh is safe
         return [entry.get("VersionId") for entry in mine] == [version_id]
