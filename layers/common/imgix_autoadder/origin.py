@@ -66,10 +66,6 @@ class S3Origin:
             fingerprint=fingerprint(head),
         )
 
-    def current_etag(self, bucket: str, key: str) -> str | None:
-        now = self.current(bucket, key)
-        return now.etag if now.exists else None
-
     def _history(self, bucket: str, key: str) -> tuple[list[dict[str, Any]], bool]:
         """The key's own versions and delete markers (a first page), and whether the
         listing was cut short by other keys sharing the prefix."""
