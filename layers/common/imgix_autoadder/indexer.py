@@ -317,7 +317,7 @@ class Indexer:
                 told_version=now.version_id,
                 told_sequencer=sortable_sequencer(latest.sequencer),
             )
-            calls = [(t, self._index_action(work, known, now, t)) for t in work.targets]
+            calls = self._index_actions(work, known, now)
         else:
             if known.told is Told.NOTHING and (
                 not latest.removed
@@ -345,24 +345,29 @@ class Indexer:
             for target, action in calls:
                 api_ms.append(self._call(action, target))
         except ImgixNotFound as exc:
-            if now.exists is False:
+            if not now.exists:
                 raise
             return self._not_found(work, exc), Action.NONE
         self._state.record(latest, told)
         action = calls[0][1]
         return Result(Status.DONE, action.value, api_ms), action
 
-    def _index_action(
-        self, work: _KeyWork, known: KeyState, now: Current, target: Target
-    ) -> Action:
+    def _index_actions(
+        self, work: _KeyWork, known: KeyState, now: Current
+    ) -> list[tuple[Target, Action]]:
         """add only when imgix cannot hold older bytes for the key: refresh otherwise, since
-        imgix's add does not reprocess an asset it already has."""
+        imgix's add does not reprocess an asset it already has. S3's answer holds for every
+        Source of the key, so it is asked once; only imgix is asked per Source."""
         if known.told is not Told.NOTHING:
-            return Action.REFRESH
+            return [(t, Action.REFRESH) for t in work.targets]
         first = self._origin.is_first_version(work.bucket, work.key, now.version_id)
-        if first is None:  # an unversioned bucket cannot say: ask imgix what it holds
-            first = not self._client.has_asset(target.source.id, target.origin_path)
-        return Action.ADD if first else Action.REFRESH
+        actions = []
+        for target in work.targets:
+            is_new = first
+            if is_new is None:  # an unversioned bucket cannot say: ask imgix what it holds
+                is_new = not self._client.has_asset(target.source.id, target.origin_path)
+            actions.append((target, Action.ADD if is_new else Action.REFRESH))
+        return actions
 
     def _not_found(self, work: _KeyWork, exc: ImgixNotFound) -> Result:
         """A 404 on add or refresh. Nothing is recorded: imgix was told nothing."""
