@@ -2,9 +2,10 @@
 
     python -m ops doctor --secret-id SECRET --source-id ID [--bucket B] [--prefix P] [--ingest]
 
-Reads the key from Secrets Manager, as the functions do, and reports one line per check.
-Probes are read-only except a purge of a path that cannot exist (harmless). Exit 1 when
-anything fails.
+Reads the key from Secrets Manager, as the functions do, and reports one line per check:
+the Source's settings, then each imgix permission apart (Sources, Asset Manager Browse,
+Asset Manager Edit, Purge). Probes change nothing except a purge of a path that cannot
+exist (harmless); a second run gives the same answer. Exit 1 when anything fails.
 """
 
 from __future__ import annotations
@@ -39,33 +40,44 @@ def diagnose(
     prefix: str | None = None,
     ingest: bool = False,
 ) -> list[Finding]:
+    """Every check, with each permission the product needs reported on its own line."""
     findings: list[Finding] = []
+    source: Source | None = None
     try:
         data = client.get_source(source_id)
     except ImgixError as exc:
-        hint = {
-            401: "the API key is not valid",
-            403: "the API key lacks the Sources permission",
-            404: "no Source with this id in the key's account" + _suggest(client, bucket),
-        }.get(exc.status, str(exc))
-        return [Finding(False, "read the Source", hint)]
-    source = Source.from_api(data)
+        if exc.status == 403:
+            findings.append(Finding(False, "Sources permission", f"missing ({exc.detail})"))
+        else:
+            hint = {
+                401: "the API key is not valid",
+                404: "no Source with this id in the key's account" + _suggest(client, bucket),
+            }.get(exc.status, str(exc))
+            return [Finding(False, "read the Source", hint)]
+    else:
+        source = Source.from_api(data)
+        findings.append(Finding(True, "Sources permission", "granted (read the Source)"))
+        findings += _source_checks(source, data, bucket, prefix, ingest)
+    findings += _permission_checks(client, source_id, source)
+    return findings
+
+
+def _source_checks(
+    source: Source, data: dict[str, Any], bucket: str | None, prefix: str | None, ingest: bool
+) -> list[Finding]:
     attributes = data.get("attributes", {})
-    findings.append(Finding(True, "API key", "valid, with the Sources permission"))
-    findings.append(
+    findings = [
         Finding(
             source.type == "s3",
             "Source type",
             f"{source.type!r}" + ("" if source.type == "s3" else ", must be 's3'"),
-        )
-    )
-    findings.append(
+        ),
         Finding(
             source.enabled,
             "enabled",
             "yes" if source.enabled else "no: imgix serves 410 for new assets",
-        )
-    )
+        ),
+    ]
     status = str(attributes.get("deployment_status", "unknown"))
     findings.append(Finding(status == "deployed", "deployment status", status))
     if bucket is not None:
@@ -85,19 +97,14 @@ def diagnose(
                 f"Source prefix {source.prefix!r}, expected {wanted!r}",
             )
         )
+    domains = source.urls("")
     findings.append(
         Finding(
-            bool(source.subdomains),
-            "imgix subdomains",
-            ", ".join(source.subdomains) or "none: deletes cannot be purged",
+            bool(domains),
+            "imgix domains",
+            ", ".join(d.removesuffix("/") for d in domains) or "none: deletes cannot be purged",
         )
     )
-    findings.append(
-        _probe("Asset Manager permission", lambda: client.get_asset(source_id, PROBE_PATH))
-    )
-    if source.subdomains:
-        url = f"https://{source.subdomains[0]}.imgix.net/{PROBE_PATH}"
-        findings.append(_probe("Purge permission", lambda: client.purge(url)))
     if ingest:
         findings.append(
             Finding(
@@ -111,16 +118,50 @@ def diagnose(
     return findings
 
 
-def _probe(check: str, call: Any) -> Finding:
+def _permission_checks(client: ImgixClient, source_id: str, source: Source | None) -> list[Finding]:
+    """Probes with no side effect beyond the documented one of a purge:
+    - Browse: get an asset that does not exist (404 = allowed to look);
+    - Edit: update that same missing asset (404 = allowed to edit, nothing changed);
+    - Purge: purge a URL nothing is served at. A repeat within 10 s may answer 409, which
+      imgix documents as a success, so a second run gives the same answer."""
+    findings = [
+        _probe(
+            "Asset Manager Browse permission",
+            "needed to ask imgix whether an asset is indexed",
+            lambda: client.get_asset(source_id, PROBE_PATH),
+        ),
+        _probe(
+            "Asset Manager Edit permission",
+            "needed to add, refresh and upload",
+            lambda: client.update_asset(source_id, PROBE_PATH, {}),
+        ),
+    ]
+    if source is None or not source.urls(""):
+        findings.append(
+            Finding(False, "Purge permission", "not checked: no domain of the Source to purge")
+        )
+    else:
+        url = source.urls(PROBE_PATH)[0]
+        findings.append(
+            _probe(
+                "Purge permission",
+                "needed to purge deletes, refresh and overwrite uploads",
+                lambda: client.purge(url),
+            )
+        )
+    return findings
+
+
+def _probe(check: str, why: str, call: Any) -> Finding:
     try:
         call()
     except ImgixError as exc:
-        if exc.status == 404:
-            return Finding(True, check, "granted")
+        if exc.status == 404:  # the probe path does not exist: the key was allowed to ask
+            return Finding(True, check, f"granted ({why})")
         if exc.status in (401, 403):
-            return Finding(False, check, f"missing ({exc.detail})")
+            return Finding(False, check, f"missing: {why} ({exc.detail})")
         return Finding(False, check, str(exc))
-    return Finding(True, check, "granted")
+    return Finding(True, check, f"granted ({why})")
 
 
 def _suggest(client: ImgixClient, bucket: str | None) -> str:

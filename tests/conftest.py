@@ -37,6 +37,9 @@ BUCKET = "imgix-autoadder-origin-example"
 INGEST = "imgix-autoadder-ingest-example"
 PREFIX = "images"
 SUBDOMAINS = ("autoadder-demo", "autoadder-cdn")
+CUSTOM_DOMAINS = ("images.example.com",)
+# Every domain the Source serves from: a delete purges each (subdomains and custom domains).
+DOMAINS = tuple(f"{sub}.imgix.net" for sub in SUBDOMAINS) + CUSTOM_DOMAINS
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
@@ -134,7 +137,9 @@ def template_parameters(local: LocalStack, source_id: str, **extra: str) -> dict
 def stack(emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
     # S3 notifications off: tests hand the handler exact, real-shaped events themselves.
     local = provision(BUCKET, API_KEY, notifications=False)
-    source_id = emulator.create_source("origin", BUCKET, prefix=PREFIX, subdomains=SUBDOMAINS)
+    source_id = emulator.create_source(
+        "origin", BUCKET, prefix=PREFIX, subdomains=SUBDOMAINS, custom_domains=CUSTOM_DOMAINS
+    )
     for name, value in {**local.env(emulator.base_url, [source_id]), **TEST_CLIENT_ENV}.items():
         monkeypatch.setenv(name, value)
     # Each function reaches AWS with exactly the permissions template.yaml grants it.

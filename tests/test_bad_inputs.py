@@ -179,7 +179,10 @@ def test_a_body_with_many_records_indexes_every_one(stack: Stack, invoke: Invoke
         key = f"images/bulk/{i}.jpg"
         records.append(s3_record("ObjectCreated:Put", key, stack.put(key)))
     assert invoke(sqs_event(json.dumps({"Records": records}))) == {"batchItemFailures": []}
-    assert len(stack.emulator.calls_to("add_asset")) == 200
+    # Every key once; a client retry after a read timeout on a loaded machine may add a
+    # second call for one path, which is the documented at-least-once behaviour.
+    added = {c.origin_path for c in stack.emulator.calls_to("add_asset") if c.status == 200}
+    assert added == {f"bulk/{i}.jpg" for i in range(200)}
 
 
 def test_corpus_is_large_enough():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 from contextlib import redirect_stdout
 
-from localdev.imgix_emulator import ImgixEmulator
+import pytest
+
+from localdev.imgix_emulator import ASSET_BROWSE, ASSET_EDIT, PURGE, SOURCES, ImgixEmulator
 from ops import doctor
 from tests.conftest import API_KEY, BUCKET, Stack
 
@@ -35,16 +37,54 @@ def test_a_good_setup_passes_every_check(stack: Stack):
     assert code == 0, out
     assert "FAIL" not in out
     for check in (
-        "API key",
+        "Sources permission",
         "Source type",
         "bucket",
         "prefix",
-        "Asset Manager permission",
+        "Asset Manager Browse permission",
+        "Asset Manager Edit permission",
         "Purge permission",
         "uploads allowed",
     ):
         assert f"[ok] {check}" in out
     assert "API_KEY" not in out and API_KEY not in out
+
+
+def test_a_second_run_right_after_the_first_gives_the_same_answer(stack: Stack):
+    """A repeated purge within 10 s may answer 409 (Purges), which is still a success."""
+    stack.emulator.purge_api.repeat_answer = "409"
+    first = run(base(stack, stack.source_id))
+    second = run(base(stack, stack.source_id))
+    assert first == second and first[0] == 0, second[1]
+    assert [c.status for c in stack.emulator.calls_to("purge")] == [200, 409]
+
+
+def test_probes_change_nothing_but_a_purge(stack: Stack):
+    run(base(stack, stack.source_id))
+    routes = {c.route for c in stack.emulator.calls}
+    assert routes == {"get_source", "get_asset", "patch_asset", "purge"}
+    assert stack.emulator.assets == {} and stack.emulator.sessions == {}
+
+
+@pytest.mark.parametrize(
+    ("granted", "failing"),
+    [
+        ({SOURCES, ASSET_BROWSE, PURGE}, {"Asset Manager Edit permission"}),
+        ({SOURCES, ASSET_EDIT}, {"Purge permission"}),
+        ({SOURCES, PURGE}, {"Asset Manager Browse permission", "Asset Manager Edit permission"}),
+        ({ASSET_EDIT, PURGE}, {"Sources permission", "Purge permission"}),
+    ],
+)
+def test_each_missing_permission_is_named_on_its_own(
+    stack: Stack, granted: set[str], failing: set[str]
+):
+    stack.emulator.api_keys[API_KEY] = frozenset(granted)
+    code, out = run(base(stack, stack.source_id))
+    assert code == 1
+    failed = {
+        line.split("]")[1].split(":")[0].strip() for line in out.splitlines() if "[FAIL]" in line
+    }
+    assert failed == failing, out
 
 
 def test_misconfigurations_are_named(stack: Stack):
@@ -61,10 +101,11 @@ def test_misconfigurations_are_named(stack: Stack):
 
 
 def test_missing_permissions_and_unknown_source(stack: Stack):
-    stack.emulator.api_keys[API_KEY] = frozenset({"sources"})
+    stack.emulator.api_keys[API_KEY] = frozenset({SOURCES})
     code, out = run(base(stack, stack.source_id))
     assert code == 1
-    assert "[FAIL] Asset Manager permission: missing" in out
+    assert "[FAIL] Asset Manager Browse permission: missing" in out
+    assert "[FAIL] Asset Manager Edit permission: missing" in out
     assert "[FAIL] Purge permission: missing" in out
 
     code, out = run([*base(stack, "f" * 24), "--bucket", BUCKET])

@@ -14,8 +14,8 @@ from moto.events.models import EventPattern
 
 from tests.conftest import (
     BUCKET,
+    DOMAINS,
     EVENTS,
-    SUBDOMAINS,
     Invoke,
     Stack,
     failed_ids,
@@ -87,7 +87,7 @@ def test_deleting_an_old_version_changes_nothing_and_a_real_delete_still_purges(
 
     marker = stack.s3.delete_object(Bucket=BUCKET, Key=KEY)["VersionId"]
     deliver(invoke, shaped("s3-delete-marker-created.json", KEY, marker))
-    assert routes(stack) == ["purge"] * len(SUBDOMAINS)
+    assert routes(stack) == ["purge"] * len(DOMAINS)
 
 
 def test_a_create_that_finds_the_object_gone_does_not_hide_the_delete(stack: Stack, invoke: Invoke):
@@ -98,7 +98,7 @@ def test_a_create_that_finds_the_object_gone_does_not_hide_the_delete(stack: Sta
     assert routes(stack) == []
 
     deliver(invoke, shaped("s3-delete-marker-created.json", KEY, marker))
-    assert routes(stack) == ["purge"] * len(SUBDOMAINS)
+    assert routes(stack) == ["purge"] * len(DOMAINS)
 
 
 def test_deleting_the_delete_marker_brings_the_object_back(stack: Stack, invoke: Invoke):
@@ -192,7 +192,7 @@ def test_a_lifecycle_expiration_purges(stack: Stack, invoke: Invoke, sample: str
 
     deliver(invoke, shaped(sample, KEY, marker))
 
-    assert routes(stack) == ["purge"] * len(SUBDOMAINS)
+    assert routes(stack) == ["purge"] * len(DOMAINS)
 
 
 @pytest.mark.parametrize("raw_delivery", [False, True])
@@ -258,8 +258,7 @@ def test_an_eventbridge_key_is_right_whether_or_not_aws_encodes_it(
     deleted = shaped("eventbridge-object-deleted-marker.json", key, marker, raw_key=raw)
     assert deliver(invoke, deleted) == {"batchItemFailures": []}
     assert stack.emulator.purges == [
-        f"https://{sub}.imgix.net/2026-11-23T09%3A00%3A00%2B00%3A00%20100%25.jpg"
-        for sub in SUBDOMAINS
+        f"https://{domain}/2026-11-23T09%3A00%3A00%2B00%3A00%20100%25.jpg" for domain in DOMAINS
     ]
 
 

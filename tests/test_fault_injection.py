@@ -18,7 +18,7 @@ import pytest
 
 from localdev.imgix_emulator import FAULT_KINDS
 from localdev.sqs_source import drain
-from tests.conftest import BUCKET, PREFIX, SUBDOMAINS, FakeContext, Stack, notification, s3_record
+from tests.conftest import BUCKET, DOMAINS, PREFIX, FakeContext, Stack, notification, s3_record
 
 EVENTS = 1000
 KEYS = 220
@@ -116,7 +116,7 @@ def test_1000_events_with_20_percent_faults_lose_and_reorder_nothing(
                 for i, c in enumerate(calls)
                 if c.route == "purge" and c.status == 200 and c.raw_path == "/api/v1/purge"
             ]
-            urls = {f"https://{sub}.imgix.net/{path}" for sub in SUBDOMAINS}
+            urls = {f"https://{domain}/{path}" for domain in DOMAINS}
             if asset is not None and not (purges and urls & set(emulator.purges)):
                 lost.append(f"{key}: deleted in S3 but never purged")
             if ok_calls and calls.index(ok_calls[-1]) > max(purges, default=-1):

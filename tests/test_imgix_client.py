@@ -64,7 +64,7 @@ def test_patch_source_validation_error_carries_imgix_detail(
     sid = emulator.create_source("photos", "bucket-a")
     with pytest.raises(ImgixError) as caught:
         client.update_source(sid, {"deployment": {"cache_ttl_value": 10, "imgix_subdomains": []}})
-    assert caught.value.status == 422
+    assert caught.value.status == 400  # Overview: "400 Bad request / validation failed"
     assert "cache_ttl_value" in caught.value.detail and "imgix_subdomains" in caught.value.detail
     updated = client.update_source(sid, {"deployment": {"s3_prefix": "new"}})
     assert updated["attributes"]["deployment"]["s3_prefix"] == "new"
@@ -93,10 +93,11 @@ def test_add_requires_the_file_at_the_origin(client: ImgixClient, emulator: Imgi
     sid = emulator.create_source("photos", "bucket-a", prefix="p")
     with pytest.raises(ImgixNotFound) as caught:
         client.add_asset(sid, "missing.jpg")
-    assert "not found at the Source's origin" in caught.value.detail
+    assert "was not found at the origin" in caught.value.detail
     boto3.client("s3").put_object(Bucket="bucket-a", Key="p/there.jpg", Body=b"x")
     assert client.add_asset(sid, "there.jpg")["data"]["attributes"]["origin_path"] == "/there.jpg"
-    assert client.get_asset(sid, "there.jpg")["attributes"]["version"] == 1
+    assert client.get_asset(sid, "there.jpg")["attributes"]["file_size"] == 1
+    assert emulator.assets[(sid, "there.jpg")].version == 1
 
 
 def test_purge_rejects_foreign_domains(client: ImgixClient, emulator: ImgixEmulator):
@@ -104,7 +105,7 @@ def test_purge_rejects_foreign_domains(client: ImgixClient, emulator: ImgixEmula
     client.purge("https://mine.imgix.net/a.jpg")
     with pytest.raises(ImgixError) as caught:
         client.purge("https://someone-else.imgix.net/a.jpg")
-    assert caught.value.status == 422
+    assert caught.value.status == 400  # Overview: "400 Bad request / validation failed"
     assert emulator.purges == ["https://mine.imgix.net/a.jpg"]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from imgix_autoadder.api_key import ApiKeyError, StaticApiKey, parse_secret
 from imgix_autoadder.imgix_client import ImgixAuthError, ImgixClient
+from localdev.imgix_emulator import ALL_PERMISSIONS
 from tests.conftest import Invoke, Stack, failed_ids, notification, queued, s3_record, sqs_event
 
 NEW_KEY = "ak_rotated_0123456789abcdef0123456789abcdef"
@@ -22,9 +23,7 @@ def rotate(stack: Stack, secret_value: str, accepted: list[str]) -> None:
     boto3.client("secretsmanager").put_secret_value(
         SecretId=stack.local.secret_name, SecretString=secret_value
     )
-    stack.emulator.api_keys = {
-        key: frozenset({"sources", "asset_manager", "purge", "upload"}) for key in accepted
-    }
+    stack.emulator.api_keys = {key: ALL_PERMISSIONS for key in accepted}
 
 
 def test_a_rotated_key_is_read_again_on_401_without_a_cold_start(

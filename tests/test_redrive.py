@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from localdev.imgix_emulator import ALL_PERMISSIONS
 from localdev.sqs_source import drain
 from ops.redrive import NO_REASON, redrive
 from tests.conftest import API_KEY, FakeContext, Stack, notification, s3_record, sqs_event
@@ -21,7 +22,7 @@ def test_redrive_lists_reasons_then_moves_and_the_events_get_indexed(stack: Stac
     assert "403" in reason
 
     # The operator fixes the key's permissions and moves only the imgix failures back.
-    stack.emulator.api_keys[API_KEY] = frozenset({"sources", "asset_manager", "purge"})
+    stack.emulator.api_keys[API_KEY] = ALL_PERMISSIONS
     moved = redrive(stack.sqs, stack.dlq_url, stack.local.queue_url, reason_contains="403")
     assert (moved.moved, moved.left) == (1, 1)
 

@@ -58,8 +58,10 @@ class Uploads:
     def state_machine_arn(self) -> str:
         return self.ingest.state_machine_arn
 
-    def put(self, key: str, body: bytes) -> dict[str, Any]:
-        out = self.s3.put_object(Bucket=INGEST, Key=key, Body=body)
+    def put(
+        self, key: str, body: bytes, content_type: str = "binary/octet-stream"
+    ) -> dict[str, Any]:
+        out = self.s3.put_object(Bucket=INGEST, Key=key, Body=body, ContentType=content_type)
         return {"etag": str(out["ETag"]).strip('"'), "size": len(body), "version": out["VersionId"]}
 
     def route(self, *bodies: str) -> dict[str, Any]:
@@ -136,7 +138,7 @@ def pseudo_random(size: int, seed: int = 1) -> bytes:
 
 def test_40mb_object_completes_with_identical_bytes_at_imgix(uploads: Uploads):
     emulator, data = uploads.stack.emulator, pseudo_random(40 * MB)
-    obj = uploads.put("videos/launch film.mp4", data)
+    obj = uploads.put("videos/launch film.mp4", data, content_type="video/mp4")
 
     assert uploads.route(ingest_event("videos/launch film.mp4", obj)) == {"batchItemFailures": []}
     execution = uploads.wait()
@@ -152,6 +154,9 @@ def test_40mb_object_completes_with_identical_bytes_at_imgix(uploads: Uploads):
         Bucket="imgix-autoadder-origin-example", Key="images/videos/launch film.mp4"
     )
     assert origin["ContentLength"] == 40 * MB
+    # The session was created with the object's type and the PUT sent the same one: a URL
+    # signed with it refuses any other (the emulator enforces it, as S3 does).
+    assert session.content_type == "video/mp4" and origin["ContentType"] == "video/mp4"
     # ... and the ingest copy is gone (INGEST_DISPOSITION=delete).
     assert uploads.s3.list_objects_v2(Bucket=INGEST).get("KeyCount") == 0
     routes = [c.route for c in emulator.calls if c.route != "get_source"]

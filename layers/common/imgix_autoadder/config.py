@@ -16,6 +16,7 @@ PUBLISHED_DEFAULT_PER_SECOND = 4.0
 PUBLISHED_REFRESH_PER_MINUTE = 10.0
 PUBLISHED_UPLOAD_PER_SECOND = 2.0
 PUBLISHED_PURGE_PER_SECOND = 10.0
+PUBLISHED_GET_ASSET_PER_SECOND = 10.0
 
 # Pace at 90% of a limit: requests sent exactly 1/rate apart still arrive jittered, and
 # two that land in one server window earn a 429.
@@ -36,7 +37,9 @@ S3_HOST_PATTERN = (
 )
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
-DIRECT_UPLOAD_LIMIT_BYTES = 30 * 1024 * 1024
+# "Under 30MB" (Asset Manager, Uploading): read as 30,000,000 bytes, the conservative
+# reading of an unqualified MB.
+DIRECT_UPLOAD_LIMIT_BYTES = 30_000_000
 UPLOAD_SESSION_MAX_BYTES = 5 * 1024**3
 SOURCE_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 INGEST_DISPOSITIONS = ("delete", "tag", "keep")
@@ -69,6 +72,13 @@ class Settings:
     refresh_per_minute: float = PUBLISHED_REFRESH_PER_MINUTE
     upload_per_second: float = PUBLISHED_UPLOAD_PER_SECOND
     purge_per_second: float = PUBLISHED_PURGE_PER_SECOND
+    get_asset_per_second: float = PUBLISHED_GET_ASSET_PER_SECOND
+    # The shared budget (rate_budget.py): one schedule per imgix account and limit class in
+    # this DynamoDB table, for every environment, function and stack that names it. Empty:
+    # each environment paces itself to its share of the limits (in-process).
+    rate_budget_table: str = ""
+    imgix_account: str = "default"
+    rate_budget_idle_only: bool = False  # the backfill: only slots nobody else wants
     direct_upload_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES
     upload_state_machine_arn: str = ""
     ingest_disposition: str = "delete"
@@ -167,9 +177,11 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
     # Each of N concurrent execution environments paces itself to 1/N of each published
     # limit (N = the SQS event source's MaximumConcurrency), so together they stay under it.
     # IMGIX_PACING_EXTRA_SHARES: shares kept for other users of the same limits (the backfill).
+    # With the shared budget every caller may use the whole limit: the schedule divides it.
+    shared_budget = env.get("RATE_BUDGET_TABLE", "")
     environments = _number(env, "IMGIX_PACING_DIVISOR", int, 1, 1, problems) or 1
     extra = _number(env, "IMGIX_PACING_EXTRA_SHARES", int, 0, 0, problems)
-    share = (environments + extra) / PACING_HEADROOM
+    share = 1.0 if shared_budget else (environments + extra) / PACING_HEADROOM
 
     settings = Settings(
         api_key_secret=secret,
@@ -216,6 +228,17 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
             0.0,
             problems,
         ),
+        get_asset_per_second=_number(
+            env,
+            "IMGIX_GET_ASSET_PER_SECOND",
+            float,
+            PUBLISHED_GET_ASSET_PER_SECOND / share,
+            0.0,
+            problems,
+        ),
+        rate_budget_table=shared_budget,
+        imgix_account=env.get("IMGIX_ACCOUNT", "default") or "default",
+        rate_budget_idle_only=env.get("RATE_BUDGET_IDLE_ONLY", "false").lower() == "true",
         direct_upload_limit_bytes=_number(
             env, "DIRECT_UPLOAD_LIMIT_BYTES", int, DIRECT_UPLOAD_LIMIT_BYTES, 1, problems
         ),

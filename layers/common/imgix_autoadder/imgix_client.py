@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.api_key import ApiKeyError, StaticApiKey
 from imgix_autoadder.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
-from imgix_autoadder.pacing import RateLimiter, SlotTooLate
+from imgix_autoadder.pacing import Pacer, RateLimiter, SlotTooLate
 
 JSONAPI = "application/vnd.api+json"
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -92,12 +92,14 @@ class UploadSession:
 
 @dataclass
 class Pacers:
-    """One limiter per published imgix limit (refresh, upload, purge, and the default)."""
+    """One pacer per published imgix limit class (API Rate Limits): the default, refresh,
+    upload, purge and get asset."""
 
-    default: RateLimiter
-    refresh: RateLimiter
-    upload: RateLimiter
-    purge: RateLimiter
+    default: Pacer
+    refresh: Pacer
+    upload: Pacer
+    purge: Pacer
+    get_asset: Pacer = field(default_factory=lambda: RateLimiter(0))
 
     @classmethod
     def unlimited(cls) -> Pacers:
@@ -105,13 +107,19 @@ class Pacers:
 
     @classmethod
     def per_second(
-        cls, default: float, refresh_per_minute: float, upload: float, purge: float
+        cls,
+        default: float,
+        refresh_per_minute: float,
+        upload: float,
+        purge: float,
+        get_asset: float = 0.0,
     ) -> Pacers:
         return cls(
             RateLimiter(default),
             RateLimiter(refresh_per_minute / 60.0),
             RateLimiter(upload),
             RateLimiter(purge),
+            RateLimiter(get_asset),
         )
 
 
@@ -183,7 +191,18 @@ class ImgixClient:
     def get_asset(self, source_id: str, origin_path: str) -> dict[str, Any]:
         """Management API, Assets: GET sources/:source_id/assets/:origin_path."""
         path = f"{self._source(source_id)}/assets/{encode_origin_path(origin_path)}"
-        return _data_of(self._json("GET", path, "get asset"), "get asset")
+        answer = self._json("GET", path, "get asset", pacer=self.pacers.get_asset)
+        return _data_of(answer, "get asset")
+
+    def update_asset(
+        self, source_id: str, origin_path: str, attributes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Management API, Assets: PATCH sources/:source_id/assets/:origin_path (Edit)."""
+        path = f"{self._source(source_id)}/assets/{encode_origin_path(origin_path)}"
+        body = {
+            "data": {"id": f"{source_id}/{origin_path}", "type": "assets", "attributes": attributes}
+        }
+        return _data_of(self._json("PATCH", path, "update asset", json=body), "update asset")
 
     def has_asset(self, source_id: str, origin_path: str) -> bool:
         try:
@@ -219,10 +238,21 @@ class ImgixClient:
             pacer=self.pacers.upload,
         )
 
-    def create_upload_session(self, source_id: str, origin_path: str) -> UploadSession:
+    def create_upload_session(
+        self, source_id: str, origin_path: str, content_type: str
+    ) -> UploadSession:
+        """The file's Content-Type goes with the request, as imgix's upload-session demo
+        sends it: the presigned URL may be signed with it, and the PUT must then match."""
         path = f"{self._source(source_id)}/upload-sessions/{encode_origin_path(origin_path)}"
         # Not idempotent: a retry after an unanswered request would open a second session.
-        return self._session("POST", path, "create upload session", json={}, resend=False)
+        return self._session(
+            "POST",
+            path,
+            "create upload session",
+            data=b"",
+            headers={"Content-Type": content_type},
+            resend=False,
+        )
 
     def close_upload_session(self, source_id: str, session_id: str) -> UploadSession:
         path = f"{self._source(source_id)}/upload-sessions/{quote(session_id, safe='')}"
@@ -261,7 +291,7 @@ class ImgixClient:
         method: str,
         path: str,
         operation: str,
-        pacer: RateLimiter | None = None,
+        pacer: Pacer | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         also_success: tuple[int, ...] = (),
@@ -301,6 +331,9 @@ class ImgixClient:
             if status < 300 or status in also_success:
                 return _body_of(response)
             error = _error_from(response, operation)
+            if status == 429:
+                # Something outside the budget uses the account: every caller slows down.
+                (pacer or self.pacers.default).throttled()
             if status in TRANSIENT_STATUSES and attempt < self.max_retries:
                 if error.retry_after_s is not None and error.retry_after_s > self.retry_after_max_s:
                     raise error  # imgix asks for longer than a handler should hold a record
@@ -349,7 +382,7 @@ class ImgixClient:
                 allow_redirects=False,
             )
 
-    def _pace(self, pacer: RateLimiter, operation: str) -> None:
+    def _pace(self, pacer: Pacer, operation: str) -> None:
         max_wait = self.max_pacing_wait_s
         if self.deadline is not None:
             room = self.deadline - time.monotonic() - self.attempt_budget_s

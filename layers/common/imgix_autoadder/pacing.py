@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 
 class SlotTooLate(Exception):
@@ -13,6 +14,15 @@ class SlotTooLate(Exception):
     def __init__(self, wait_s: float) -> None:
         super().__init__(f"next pacing slot in {wait_s:.1f} s")
         self.wait_s = wait_s
+
+
+class Pacer(Protocol):
+    """What the client asks of a pacer: in-process (RateLimiter) or shared (rate_budget)."""
+
+    @property
+    def interval_s(self) -> float: ...
+    def acquire(self, max_wait_s: float | None = None) -> float: ...
+    def throttled(self) -> None: ...
 
 
 class RateLimiter:
@@ -37,6 +47,9 @@ class RateLimiter:
     @property
     def interval_s(self) -> float:
         return self._interval
+
+    def throttled(self) -> None:
+        """A 429 despite pacing: in-process pacing has nobody to tell (rate_budget does)."""
 
     def acquire(self, max_wait_s: float | None = None) -> float:
         """Block until this caller's slot; return the seconds waited.

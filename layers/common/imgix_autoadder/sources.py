@@ -23,6 +23,7 @@ class Source:
     subdomains: tuple[str, ...]
     allows_upload: bool
     enabled: bool
+    custom_domains: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Source:
@@ -37,6 +38,7 @@ class Source:
             subdomains=tuple(deployment.get("imgix_subdomains") or ()),
             allows_upload=bool(deployment.get("allows_upload")),
             enabled=bool(attributes.get("enabled", True)),
+            custom_domains=tuple(deployment.get("custom_domains") or ()),
         )
 
     def origin_path(self, bucket: str, key: str) -> str | None:
@@ -55,10 +57,10 @@ class Source:
         return f"{self.prefix}/{origin_path}" if self.prefix else origin_path
 
     def urls(self, origin_path: str) -> list[str]:
-        """Every imgix URL that serves this asset, one per subdomain (all need purging)."""
-        return [
-            f"https://{sub}.imgix.net/{encode_origin_path(origin_path)}" for sub in self.subdomains
-        ]
+        """Every imgix URL that serves this asset, one per domain of the Source: each
+        <subdomain>.imgix.net and each custom domain (all need purging)."""
+        domains = [f"{sub}.imgix.net" for sub in self.subdomains] + list(self.custom_domains)
+        return [f"https://{domain}/{encode_origin_path(origin_path)}" for domain in domains]
 
 
 class SourceReader(Protocol):

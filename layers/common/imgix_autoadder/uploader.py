@@ -25,6 +25,7 @@ from imgix_autoadder.s3_events import ObjectChange, PoisonRecord
 
 FAILURE_TAG = "imgix-autoadder-upload"
 SESSION_LIFETIME_S = 8 * 3600  # imgix: "The session and presigned URL will stay open for 8 hours"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"  # S3's own default for an object
 
 
 class TransientUploadError(Exception):
@@ -223,23 +224,26 @@ class Uploader:
             job.source_id,
             job.origin_path,
             body,
-            obj.get("ContentType") or "application/octet-stream",
+            obj.get("ContentType") or DEFAULT_CONTENT_TYPE,
         )
         return self.dispose(job, self._settings.ingest_disposition, "uploaded")
 
     # -- upload session steps -----------------------------------------------------------------
     def create(self, job: UploadJob) -> dict[str, str]:
-        superseded = self.superseded_by(job)
+        superseded, head = self._check_current(job)
         if superseded:
             raise PermanentUploadError(f"not uploaded: {superseded}")
-        session = self._call(self._client.create_upload_session, job.source_id, job.origin_path)
+        content_type = str(head.get("ContentType") or DEFAULT_CONTENT_TYPE)
+        session = self._call(
+            self._client.create_upload_session, job.source_id, job.origin_path, content_type
+        )
         check_presigned_url(
             session.url,
             self._settings.upload_url_host_pattern,
             self._settings.upload_url_allow_http,
         )
         self.sessions.put(session.id, session.url)
-        return {"id": session.id, "status": session.status}
+        return {"id": session.id, "status": session.status, "content_type": content_type}
 
     def transfer(self, job: UploadJob, session: dict[str, str]) -> dict[str, float]:
         if job.size > UPLOAD_SESSION_MAX_BYTES:
@@ -259,6 +263,8 @@ class Uploader:
             response = self._storage.put(
                 url,
                 data=body,
+                # The type the session was created with: a URL signed with it refuses others.
+                headers={"Content-Type": session.get("content_type") or DEFAULT_CONTENT_TYPE},
                 timeout=(self._settings.connect_timeout_s, 120),
                 allow_redirects=False,
             )
@@ -302,12 +308,19 @@ class Uploader:
         holds a newer version, or this version is gone or already handled (a redelivery).
 
         Checked against S3 itself, since events arrive in any order and more than once."""
+        return self._check_current(job)[0]
+
+    def _check_current(self, job: UploadJob) -> tuple[str, dict[str, Any]]:
+        """superseded_by's reason, with the HEAD of the current object it was read from."""
         try:
             head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return "the ingest object is gone (already uploaded and deleted, or removed)"
+                return "the ingest object is gone (already uploaded and deleted, or removed)", {}
             raise
+        return self._superseded_reason(job, head), head
+
+    def _superseded_reason(self, job: UploadJob, head: dict[str, Any]) -> str:
         current_version = str(head.get("VersionId") or "")
         if job.version_id and current_version and current_version != job.version_id:
             return f"a newer version ({current_version}) of the ingest key is current"

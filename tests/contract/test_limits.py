@@ -1,0 +1,50 @@
+"""API Rate Limits (docs.imgix.com/references/api-rate-limits): 429 with no documented
+Retry-After header; the client backs off without one and takes one when present."""
+
+from __future__ import annotations
+
+from imgix_autoadder.imgix_client import ImgixClient
+from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
+from tests.conftest import API_KEY
+from tests.contract.conftest import raw
+
+
+def test_the_published_limits():
+    assert PUBLISHED_LIMITS == {
+        "default": (4, 1.0),
+        "create_source": (60, 3600.0),
+        "update_source": (60, 3600.0),
+        "get_asset": (10, 1.0),
+        "refresh": (10, 60.0),
+        "upload": (2, 1.0),
+        "purge": (10, 1.0),
+    }
+
+
+def test_a_429_carries_no_retry_after_header(emulator: ImgixEmulator):
+    emulator.rate_limits = dict(PUBLISHED_LIMITS)
+    answers = [raw(emulator, "GET", "/api/v1/sources") for _ in range(5)]
+    refused = answers[-1]
+    assert refused.status_code == 429 and "Retry-After" not in refused.headers
+    assert refused.json()["errors"][0]["status"] == "429"
+
+
+def test_the_client_backs_off_without_retry_after(emulator: ImgixEmulator):
+    emulator.faults.script(["429", "429"], route="list_sources")
+    client = ImgixClient(API_KEY, emulator.base_url, max_retries=2, backoff_factor_s=0.01)
+    client.list_sources()
+    assert [c.status for c in emulator.calls_to("list_sources")] == [429, 429, 200]
+
+
+def test_the_client_takes_retry_after_when_present(emulator: ImgixEmulator):
+    emulator.limits.retry_after_header = True
+    emulator.faults.script(["429"], route="list_sources")
+    client = ImgixClient(API_KEY, emulator.base_url, max_retries=1, retry_after_max_s=2)
+    client.list_sources()
+    first, second = emulator.calls_to("list_sources")
+    assert second.at - first.at >= 0.9  # Retry-After: 1
+
+
+def test_the_listen_backlog_takes_a_burst_of_connections(emulator: ImgixEmulator):
+    """Python's default backlog of 5 stalls bursts of new connections ~1 s each."""
+    assert emulator._server.request_queue_size >= 128
