@@ -11,6 +11,7 @@ import boto3
 STATE_TABLE = "imgix-autoadder-state"
 IDEMPOTENCY_TABLE = "imgix-autoadder-idempotency"
 UPLOAD_SESSIONS_TABLE = "imgix-autoadder-upload-sessions"
+RATE_BUDGET_TABLE = "imgix-autoadder-rate-budget"
 EVENTS_QUEUE = "imgix-autoadder-events"
 EVENTS_DLQ = "imgix-autoadder-dlq"
 INGEST_QUEUE = "imgix-autoadder-ingest"
@@ -40,6 +41,7 @@ class LocalStack:
             "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
             "DEAD_LETTER_QUEUE_URL": self.dlq_url,
             "EVENTS_QUEUE_URL": self.queue_url,
+            "RATE_BUDGET_TABLE": RATE_BUDGET_TABLE,
             "POWERTOOLS_SERVICE_NAME": "imgix-autoadder",
             "POWERTOOLS_METRICS_NAMESPACE": "ImgixAutoadder",
         }
@@ -92,6 +94,7 @@ def provision(
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    create_rate_budget_table()
     boto3.client("dynamodb").create_table(
         TableName=IDEMPOTENCY_TABLE,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -102,6 +105,16 @@ def provision(
         Name=SECRET_NAME, SecretString=json.dumps({"api_key": api_key})
     )["ARN"]
     return LocalStack(bucket, queue_url, queue_arn, dlq_url, STATE_TABLE, SECRET_NAME, secret_arn)
+
+
+def create_rate_budget_table(dynamodb: Any = None, name: str = RATE_BUDGET_TABLE) -> None:
+    """The shared rate budget (template.yaml RateBudgetTable)."""
+    (dynamodb or boto3.client("dynamodb")).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def _arn(sqs: Any, url: str) -> str:

@@ -469,6 +469,7 @@ def test_resources() -> dict[str, Physical]:
         "StateTable": _table(names.STATE_TABLE),
         "IdempotencyTable": _table(names.IDEMPOTENCY_TABLE),
         "UploadSessionsTable": _table(names.UPLOAD_SESSIONS_TABLE),
+        "RateBudgetTable": _table(names.RATE_BUDGET_TABLE),
         "EventsQueue": _queue(names.EVENTS_QUEUE),
         "EventsDeadLetterQueue": _queue(names.EVENTS_DLQ),
         "IngestQueue": _queue(names.INGEST_QUEUE),

@@ -29,6 +29,7 @@ from tests.template_iam import FUNCTIONS, identity_session, role_policies, test_
 
 INDEXER_SIDS = [
     "ReadImgixApiKey",
+    "SharedRateBudget",
     "KeyState",
     "CurrentOriginEtag",
     "MissingObjectIs404",
@@ -51,6 +52,7 @@ def run_scenario(stack: Stack, monkeypatch: pytest.MonkeyPatch, identity: Any) -
     """One batch that needs every permission the indexer has: an add, a put whose object
     is already gone (a HEAD that must say 404), a poison record, and a deferral."""
     monkeypatch.setattr(runtime, "aws_session", lambda function: identity)
+    monkeypatch.setenv("IMGIX_DEFAULT_PER_SECOND", "100")  # paced: the shared budget is used
     indexer = load_function("indexer")
     stack.emulator.reset_calls()
     gone_etag = stack.put("images/iam-gone.jpg")

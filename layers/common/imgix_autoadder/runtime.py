@@ -58,7 +58,42 @@ def api_key_source(settings: Settings, session: boto3.Session) -> ApiKeySource:
     return ApiKeySource(secrets, settings.api_key_secret)
 
 
-def build_client(settings: Settings, keys: KeySource | str) -> ImgixClient:
+def build_pacers(settings: Settings, session: boto3.Session | None = None) -> Pacers:
+    """In-process pacers, or the shared budget when RATE_BUDGET_TABLE names its table."""
+    if not settings.rate_budget_table or session is None:
+        return Pacers.per_second(
+            settings.default_per_second,
+            settings.refresh_per_minute,
+            settings.upload_per_second,
+            settings.purge_per_second,
+            settings.get_asset_per_second,
+        )
+    from imgix_autoadder.rate_budget import SharedRateLimiter
+
+    dynamodb = aws_client(session, "dynamodb", max(settings.max_parallel_requests, 2) * 2)
+
+    def shared(limit_class: str, per_second: float) -> SharedRateLimiter:
+        return SharedRateLimiter(
+            dynamodb,
+            settings.rate_budget_table,
+            settings.imgix_account,
+            limit_class,
+            per_second,
+            idle_only=settings.rate_budget_idle_only,
+        )
+
+    return Pacers(
+        shared("default", settings.default_per_second),
+        shared("refresh", settings.refresh_per_minute / 60.0),
+        shared("upload", settings.upload_per_second),
+        shared("purge", settings.purge_per_second),
+        shared("get_asset", settings.get_asset_per_second),
+    )
+
+
+def build_client(
+    settings: Settings, keys: KeySource | str, pacers: Pacers | None = None
+) -> ImgixClient:
     return ImgixClient(
         api_key=keys,
         base_url=settings.api_base_url,
@@ -68,19 +103,15 @@ def build_client(settings: Settings, keys: KeySource | str) -> ImgixClient:
         backoff_factor_s=settings.backoff_factor_s,
         retry_after_max_s=settings.retry_after_max_s,
         pool_size=max(settings.max_parallel_requests, 2),
-        pacers=Pacers.per_second(
-            settings.default_per_second,
-            settings.refresh_per_minute,
-            settings.upload_per_second,
-            settings.purge_per_second,
-        ),
+        pacers=pacers or build_pacers(settings),
         max_pacing_wait_s=settings.max_pacing_wait_s,
     )
 
 
 def function_client(settings: Settings, function: str) -> tuple[boto3.Session, ImgixClient]:
     session = aws_session(function)
-    return session, build_client(settings, api_key_source(settings, session))
+    pacers = build_pacers(settings, session)
+    return session, build_client(settings, api_key_source(settings, session), pacers)
 
 
 def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> SourceMap:

@@ -1,0 +1,214 @@
+"""One rate budget per imgix account and limit class, shared through DynamoDB by every
+caller: each indexer environment, the backfill, the upload functions, other stacks.
+
+imgix counts an account's requests per endpoint class ("API Rate Limits"). Pacers inside
+one process cannot see each other, so they either divide the limit in advance (and waste
+what idle environments do not use) or collide. Here every caller reserves its slot on one
+shared schedule:
+
+- a DynamoDB item per (account, class) holds `next_ms`, the first free slot. While the
+  schedule is busy a caller moves it on by one interval with an atomic conditional
+  UpdateItem (`next_ms >= now`, and no later than the caller can wait) and takes the slot
+  it moved past: one write per imgix call, and callers never lose races to each other.
+  When the schedule is idle (`next_ms < now`) a caller takes "now". A caller only reserves
+  when it has a call to make: nothing is held while idle.
+- slots are spaced strictly (no bursts): imgix's window is undocumented, and strict spacing
+  at limit x SPACING_MARGIN never exceeds a limit counted over any window of its length.
+- priority: a caller that only takes idle slots (the backfill) never queues ahead, so it
+  gets only what the others leave.
+- AIMD: a 429 means something outside the budget uses the account. It raises a shared
+  penalty (interval doubled, plus one base interval) that fades linearly, by one base
+  interval per PENALTY_FADE_S of quiet, so the schedule probes back up to the limit slowly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imgix_autoadder.pacing import SlotTooLate
+
+SPACING_MARGIN = 0.95  # network jitter must not push two slots into one window
+PENALTY_FADE_S = 30.0
+MAX_PENALTY_FACTOR = 16
+MAX_TRIES = 40
+ITEM_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Reading:
+    next_ms: int
+    penalty_ms: int
+    penalized_at_ms: int
+
+
+class SharedRateLimiter:
+    """The RateLimiter interface (acquire, interval_s) over a shared DynamoDB schedule."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        account: str,
+        limit_class: str,
+        per_second: float,
+        idle_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._ddb = dynamodb
+        self._table = table
+        self._key = {"id": {"S": f"{account}#{limit_class}"}}
+        self._base_ms = round(1000.0 / (per_second * SPACING_MARGIN)) if per_second > 0 else 0
+        self._idle_only = idle_only
+        self._clock = clock
+        self._sleep = sleep
+        self._seen = Reading(0, 0, 0)
+        self._lock = threading.Lock()
+        self.aws_calls = 0
+
+    @property
+    def interval_s(self) -> float:
+        return self._base_ms / 1000.0
+
+    def acquire(self, max_wait_s: float | None = None) -> float:
+        """Reserve the next shared slot and sleep until it; return the seconds waited.
+        SlotTooLate (nothing reserved) when it is further off than `max_wait_s`, or, for
+        an idle-only caller, when the schedule is busy at all."""
+        if self._base_ms == 0:
+            return 0.0
+        for _ in range(MAX_TRIES):
+            now = self._now_ms()
+            latest = now + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
+            with self._lock:
+                believed_idle = self._seen.next_ms < now
+            if not (believed_idle or self._idle_only):
+                slot = self._queue_behind(now, latest)
+                if slot is not None:
+                    return self._wait_for(slot)
+            if self._take_idle(now):
+                return 0.0
+            busy_until = self._read().next_ms  # neither: find out why
+            wait_s = (busy_until - now) / 1000.0
+            if busy_until > latest or (self._idle_only and busy_until >= now):
+                raise SlotTooLate(wait_s)
+        raise SlotTooLate(self.interval_s)  # heavy contention: hand the work back
+
+    def _queue_behind(self, now: int, latest: int) -> int | None:
+        """The schedule is busy: move it on by one interval, atomically, whatever others do
+        at the same time (no expected value, so no lost race). None if it is idle, or the
+        free slot is later than `latest`."""
+        interval = self._interval_ms(now)
+        try:
+            taken = self._call(
+                "update_item",
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET next_ms = next_ms + :interval, expires_at = :ttl",
+                ConditionExpression="next_ms >= :now AND next_ms <= :latest",
+                ExpressionAttributeValues={
+                    ":interval": {"N": str(interval)},
+                    ":now": {"N": str(now)},
+                    ":latest": {"N": str(latest)},
+                    ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
+                },
+                ReturnValues="ALL_NEW",  # our slot, and the shared penalty, at no extra call
+            )
+        except ClientError as exc:
+            _only_condition_failures(exc)
+            return None
+        return self._remember(taken.get("Attributes", {})).next_ms - interval
+
+    def _take_idle(self, now: int) -> bool:
+        """The schedule is idle (its next slot has passed): take this instant."""
+        try:
+            taken = self._call(
+                "update_item",
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET next_ms = :next, expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(next_ms) OR next_ms < :now",
+                ExpressionAttributeValues={
+                    ":next": {"N": str(now + self._interval_ms(now))},
+                    ":now": {"N": str(now)},
+                    ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            _only_condition_failures(exc)
+            return False
+        self._remember(taken.get("Attributes", {}))
+        return True
+
+    def _wait_for(self, slot: int) -> float:
+        wait_s = max(0.0, (slot - self._now_ms()) / 1000.0)
+        if wait_s > 0:
+            self._sleep(wait_s)
+        return wait_s
+
+    def throttled(self) -> None:
+        """A 429 despite the budget: raise the shared penalty (multiplicative increase)."""
+        if self._base_ms == 0:
+            return
+        now = self._now_ms()
+        current = self._penalty_ms(now)
+        raised = min(2 * current + self._base_ms, MAX_PENALTY_FACTOR * self._base_ms)
+        self._call(
+            "update_item",
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET penalty_ms = :p, penalized_at_ms = :at, expires_at = :ttl",
+            ExpressionAttributeValues={
+                ":p": {"N": str(raised)},
+                ":at": {"N": str(now)},
+                ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
+            },
+        )
+        with self._lock:
+            self._seen = Reading(self._seen.next_ms, raised, now)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _interval_ms(self, now: int) -> int:
+        return self._base_ms + self._penalty_ms(now)
+
+    def _penalty_ms(self, now: int) -> int:
+        """The penalty as last read, faded by one base interval per PENALTY_FADE_S."""
+        with self._lock:
+            seen = self._seen
+        faded = (now - seen.penalized_at_ms) / 1000.0 / PENALTY_FADE_S * self._base_ms
+        return max(0, round(seen.penalty_ms - faded))
+
+    def _read(self) -> Reading:
+        item = self._call(
+            "get_item", TableName=self._table, Key=self._key, ConsistentRead=True
+        ).get("Item", {})
+        return self._remember(item)
+
+    def _remember(self, item: dict[str, Any]) -> Reading:
+        reading = Reading(
+            int(item.get("next_ms", {}).get("N", 0)),
+            int(item.get("penalty_ms", {}).get("N", 0)),
+            int(item.get("penalized_at_ms", {}).get("N", 0)),
+        )
+        with self._lock:
+            self._seen = reading
+        return reading
+
+    def _call(self, operation: str, **kw: Any) -> dict[str, Any]:
+        self.aws_calls += 1
+        result: dict[str, Any] = getattr(self._ddb, operation)(**kw)
+        return result
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+
+def _only_condition_failures(exc: ClientError) -> None:
+    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        raise exc

@@ -1,0 +1,118 @@
+"""The shared rate budget against moto's DynamoDB, on a shared fake clock: slots are
+strictly spaced across every caller, nothing is held while idle, the backfill only takes
+idle slots, and a 429 slows every caller down and fades."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import boto3
+import pytest
+
+from imgix_autoadder.pacing import SlotTooLate
+from imgix_autoadder.rate_budget import PENALTY_FADE_S, SPACING_MARGIN, SharedRateLimiter
+from localdev.provision import RATE_BUDGET_TABLE, create_rate_budget_table
+
+
+class Clock:
+    """One wall clock for every caller; sleeping moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    client = boto3.client("dynamodb")
+    create_rate_budget_table(client)
+    return client
+
+
+def limiter(dynamodb: Any, clock: Clock, **kw: Any) -> SharedRateLimiter:
+    options = {"account": "acct", "limit_class": "default", "per_second": 4.0, **kw}
+    return SharedRateLimiter(dynamodb, RATE_BUDGET_TABLE, clock=clock, sleep=clock.sleep, **options)
+
+
+def test_one_caller_is_spaced_at_the_limit_with_a_margin(dynamodb: Any):
+    clock = Clock()
+    budget = limiter(dynamodb, clock)
+    starts = []
+    for _ in range(5):
+        budget.acquire()
+        starts.append(clock.now)
+    gaps = {round(b - a, 3) for a, b in itertools.pairwise(starts)}
+    assert gaps == {round(1 / (4 * SPACING_MARGIN), 3)}
+    assert budget.aws_calls == 5  # one conditional UpdateItem per slot, uncontended
+
+
+def test_callers_share_one_schedule_and_idle_time_is_not_held(dynamodb: Any):
+    clock = Clock()
+    first, second = limiter(dynamodb, clock), limiter(dynamodb, clock)
+    first.acquire()
+    # The second caller has not seen the schedule: it loses the race, reads, queues behind.
+    waited = second.acquire()
+    assert waited == pytest.approx(first.interval_s, abs=0.002)
+    clock.now += 60  # idle: nobody holds future slots, so the next caller goes at once
+    assert first.acquire() == 0.0
+
+
+def test_a_slot_further_than_the_caller_can_wait_is_not_taken(dynamodb: Any):
+    clock = Clock()
+    budget = limiter(dynamodb, clock, per_second=0.1)  # one slot per ~10.5 s
+    budget.acquire()
+    with pytest.raises(SlotTooLate) as late:
+        budget.acquire(max_wait_s=5)
+    assert late.value.wait_s > 5
+    item = dynamodb.get_item(TableName=RATE_BUDGET_TABLE, Key={"id": {"S": "acct#default"}})
+    assert int(item["Item"]["next_ms"]["N"]) == int((clock.now + budget.interval_s) * 1000)
+
+
+def test_the_backfill_takes_only_idle_slots(dynamodb: Any):
+    clock = Clock()
+    indexer = limiter(dynamodb, clock)
+    backfill = limiter(dynamodb, clock, idle_only=True)
+    indexer.acquire(), indexer.acquire()  # the schedule is booked into the future
+    clock.now -= indexer.interval_s  # (the second caller slept to its slot; step back)
+    with pytest.raises(SlotTooLate):
+        backfill.acquire()
+    clock.now += 5
+    assert backfill.acquire() == 0.0
+
+
+def test_a_429_slows_every_caller_and_fades(dynamodb: Any):
+    clock = Clock()
+    one, other = limiter(dynamodb, clock), limiter(dynamodb, clock)
+    one.acquire()
+    one.throttled()  # something outside the budget uses the account
+    clock.now += 1
+    other.acquire()  # learns the penalty from the item it updates ...
+    other.acquire()  # ... and books the next slot a penalised interval on
+    start = clock.now
+    other.acquire()
+    assert clock.now - start > 1.9 * other.interval_s  # doubled (less 1 s of fading)
+    clock.now += 10 * PENALTY_FADE_S
+    other.acquire()
+    start = clock.now
+    other.acquire()
+    assert clock.now - start == pytest.approx(other.interval_s, abs=0.002)
+
+
+def test_accounts_and_classes_have_their_own_schedules(dynamodb: Any):
+    clock = Clock()
+    limiter(dynamodb, clock).acquire()
+    assert limiter(dynamodb, clock, account="other").acquire() == 0.0
+    assert limiter(dynamodb, clock, limit_class="purge", per_second=10).acquire() == 0.0
+
+
+def test_an_unpaced_class_makes_no_aws_call(dynamodb: Any):
+    budget = limiter(dynamodb, Clock(), per_second=0)
+    assert budget.acquire() == 0.0 and budget.aws_calls == 0
