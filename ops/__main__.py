@@ -1,4 +1,4 @@
-"""Operator commands: python -m ops {redrive,doctor,backfill} --help"""
+"""Operator commands: python -m ops {redrive,doctor,backfill,sources} --help"""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import sys
 
 
 def main() -> int:
-    commands = {"redrive": "ops.redrive", "backfill": "ops.backfill", "doctor": "ops.doctor"}
+    commands = {
+        "redrive": "ops.redrive",
+        "backfill": "ops.backfill",
+        "doctor": "ops.doctor",
+        "sources": "ops.sources",
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(f"usage: python -m ops {{{','.join(commands)}}} [--help]", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from imgix_autoadder.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
 from imgix_autoadder.pacing import Pacer, RateLimiter, SlotTooLate
 
 JSONAPI = "application/vnd.api+json"
+MAX_PAGES = 1000
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # imgix documents that a purge of the same URL within 10 s may answer 409 and still
 # succeed (Management API, Purges).
@@ -163,10 +164,39 @@ class ImgixClient:
         return self.connect_timeout_s + self.read_timeout_s
 
     # -- Sources -------------------------------------------------------------------------
-    def list_sources(self, deployment_type: str | None = None) -> list[dict[str, Any]]:
-        params = {"filter[deployment.type]": deployment_type} if deployment_type else None
-        body = self._json("GET", "/api/v1/sources", "list sources", params=params)
-        return _list_of(body, "list sources")
+    def list_sources(
+        self,
+        deployment_type: str | None = None,
+        filters: dict[str, str] | None = None,
+        sort: str | None = None,
+        page_size: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Every Source, through every page (Sources: filters, sorts; page[number] from 0
+        and page[size], as imgix-management-js shows them)."""
+        params = {f"filter[{name}]": value for name, value in (filters or {}).items()}
+        if deployment_type:
+            params["filter[deployment.type]"] = deployment_type
+        if sort:
+            params["sort"] = sort
+        found: list[dict[str, Any]] = []
+        for number in range(MAX_PAGES):
+            page = {**params, "page[number]": str(number), "page[size]": str(page_size)}
+            body = self._json("GET", "/api/v1/sources", "list sources", params=page)
+            items = _list_of(body, "list sources")
+            found += items
+            if len(items) < page_size:
+                break
+        return found
+
+    def create_source(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """Sources: POST sources, "Create (and deploy) a new Source" (60 an hour)."""
+        body = {
+            "data": {"type": "sources", "attributes": attributes},
+            "jsonapi": {"version": "1.0"},
+        }
+        # Not idempotent: a retry after an unanswered request could create a second Source.
+        answer = self._json("POST", "/api/v1/sources", "create source", json=body, resend=False)
+        return _data_of(answer, "create source")
 
     def get_source(self, source_id: str) -> dict[str, Any]:
         body = self._json("GET", f"/api/v1/sources/{quote(source_id, safe='')}", "get source")
