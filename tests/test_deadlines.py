@@ -4,6 +4,7 @@ without spending a receive, the work it cannot finish."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 
 from imgix_autoadder.imgix_client import ImgixClient, Pacers
 from imgix_autoadder.pacing import RateLimiter, SlotTooLate
+from imgix_autoadder.rate_budget import SPACING_MARGIN
 from tests.conftest import (
     API_KEY,
+    DOMAINS,
     FakeContext,
     Stack,
     load_function,
@@ -42,12 +45,11 @@ class Context(FakeContext):
 
 
 def paced_indexer(monkeypatch: pytest.MonkeyPatch, max_concurrency: int) -> Any:
-    """The indexer with the pacing template.yaml gives it (its MaxConcurrency, plus the
-    backfill's share), not the tests' unpaced client."""
+    """The indexer with the pacing template.yaml gives it: the shared rate budget
+    (RATE_BUDGET_TABLE) at the published limits, whatever the MaxConcurrency."""
     for name in PACING:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IMGIX_PACING_DIVISOR", str(max_concurrency))
-    monkeypatch.setenv("IMGIX_PACING_EXTRA_SHARES", "1")
+    assert os.environ["RATE_BUDGET_TABLE"]
     return load_function("indexer")
 
 
@@ -81,7 +83,8 @@ def test_a_batch_of_overwrites_never_outlasts_the_timeout(
     refreshed = len(stack.emulator.calls_to("refresh_asset"))
     held = queued()
     assert refreshed >= 1 and refreshed + len(held) == 10
-    interval = 60 / (10 * 0.9 / (max_concurrency + 1))
+    # Each deferred record comes back when the budget's next refresh slot is near.
+    interval = 60 / (10 * SPACING_MARGIN)
     assert all(m.delayed_until - time.time() >= min(interval, 900) - 15 for m in held)
 
 
@@ -103,10 +106,11 @@ def test_adds_and_purges_never_wait_behind_refresh_pacing(
 
     assert response == {"batchItemFailures": []}
     assert len(stack.emulator.calls_to("add_asset")) == 3
-    assert len(stack.emulator.calls_to("purge")) == 6  # two domains each
-    assert len(stack.emulator.calls_to("refresh_asset")) == 1
-    assert len(queued()) == 2
-    # 3 adds at 0.9/s and 6 purges at 2.25/s: seconds, not the 27 s of a refresh slot.
+    assert len(stack.emulator.calls_to("purge")) == 3 * len(DOMAINS)  # every domain of each
+    # One refresh slot every 6.3 s: what fits in the 10 s pacing wait runs, the rest waits.
+    refreshed = len(stack.emulator.calls_to("refresh_asset"))
+    assert refreshed >= 1 and refreshed + len(queued()) == 3
+    # 3 adds and 9 purges: seconds, not the wait of a refresh slot.
     assert elapsed < 20  # a refresh slot is 27 s away: nothing waited for it
 
 

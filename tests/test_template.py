@@ -117,7 +117,8 @@ def test_upload_task_timeouts_cover_the_client_retry_budget():
 
 def test_no_presigned_url_leaves_the_uploader():
     create = upload_states()["CreateSession"]["ResultSelector"]
-    assert set(create) == {"id.$", "status.$"}
+    # The session id, its status and the object's Content-Type; never the presigned URL.
+    assert set(create) == {"id.$", "status.$", "content_type.$"}
     logging = RESOURCES["UploadStateMachine"]["Properties"]["Logging"]
     assert logging["IncludeExecutionData"] is False
 

@@ -429,6 +429,10 @@ class ImgixClient:
                 operation,
                 late.wait_s,
             ) from None
+        except Exception as exc:  # the shared budget's table unreachable or refused
+            raise ImgixTransportError(
+                0, "Rate budget unavailable", _short(exc), operation
+            ) from None
 
     def _back_off(self, attempt: int, retry_after_s: float | None, operation: str) -> None:
         """Full jitter, as AWS advises; imgix's Retry-After wins when it sends one."""
