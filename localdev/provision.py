@@ -19,6 +19,7 @@ INGEST_DLQ = "imgix-autoadder-ingest-dlq"
 UPLOAD_STATE_MACHINE = "imgix-autoadder-upload-session"
 UPLOADER_FUNCTION = "imgix-autoadder-uploader"
 SECRET_NAME = "imgix-autoadder/api-key"  # noqa: S105 - a name, not a secret
+READER_SECRET = "imgix-autoadder/imgix-reader"  # noqa: S105 - the managed Source key pair's secret name
 
 
 @dataclass

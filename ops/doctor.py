@@ -1,6 +1,10 @@
 """Check the imgix API key and Source configuration before (or after) deploying.
 
     python -m ops doctor --secret-id SECRET --source-id ID [--bucket B] [--prefix P] [--ingest]
+                         [--subdomain S ...]
+
+For a stack-managed Source, pass the stack's intent (--bucket, --prefix, --subdomain,
+--ingest for allows_upload): each difference is reported as drift.
 
 Reads the key from Secrets Manager, as the functions do, and reports one line per check:
 the Source's settings, then each imgix permission apart (Sources, Asset Manager Browse,
@@ -39,6 +43,7 @@ def diagnose(
     bucket: str | None = None,
     prefix: str | None = None,
     ingest: bool = False,
+    subdomains: list[str] | None = None,
 ) -> list[Finding]:
     """Every check, with each permission the product needs reported on its own line."""
     findings: list[Finding] = []
@@ -58,6 +63,15 @@ def diagnose(
         source = Source.from_api(data)
         findings.append(Finding(True, "Sources permission", "granted (read the Source)"))
         findings += _source_checks(source, data, bucket, prefix, ingest)
+        if subdomains:
+            held, wanted = sorted(source.subdomains), sorted(subdomains)
+            findings.append(
+                Finding(
+                    held == wanted,
+                    "subdomains",
+                    f"Source has {', '.join(held) or 'none'}, expected {', '.join(wanted)}",
+                )
+            )
     findings += _permission_checks(client, source_id, source)
     return findings
 
@@ -180,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", help="the origin bucket the stack watches")
     parser.add_argument("--prefix", help="the Source prefix you expect")
     parser.add_argument("--ingest", action="store_true", help="also check uploads")
+    parser.add_argument(
+        "--subdomain", action="append", help="a subdomain the Source should have (repeat)"
+    )
     parser.add_argument("--api-base-url", default="https://api.imgix.com")
     args = parser.parse_args(argv)
     settings = load_settings(
@@ -191,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys = api_key_source(settings, aws_session("doctor"))
     client = ImgixClient(keys, args.api_base_url, max_retries=2)
-    findings = diagnose(client, args.source_id, args.bucket, args.prefix, args.ingest)
+    findings = diagnose(
+        client, args.source_id, args.bucket, args.prefix, args.ingest, args.subdomain
+    )
     for finding in findings:
         print(finding)
     failed = [f for f in findings if not f.ok]

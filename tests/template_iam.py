@@ -470,6 +470,11 @@ def test_resources() -> dict[str, Physical]:
         "IdempotencyTable": _table(names.IDEMPOTENCY_TABLE),
         "UploadSessionsTable": _table(names.UPLOAD_SESSIONS_TABLE),
         "RateBudgetTable": _table(names.RATE_BUDGET_TABLE),
+        # CloudFormation names the secret <name>-<6 random characters>; so does moto.
+        "ImgixReaderSecret": Physical(
+            f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{names.READER_SECRET}-*",
+            {},
+        ),
         "EventsQueue": _queue(names.EVENTS_QUEUE),
         "EventsDeadLetterQueue": _queue(names.EVENTS_DLQ),
         "IngestQueue": _queue(names.INGEST_QUEUE),
@@ -484,7 +489,13 @@ def test_resources() -> dict[str, Physical]:
     }
 
 
-FUNCTIONS = ("IndexerFunction", "UploadRouterFunction", "UploaderFunction", "BackfillFunction")
+FUNCTIONS = (
+    "IndexerFunction",
+    "UploadRouterFunction",
+    "UploaderFunction",
+    "BackfillFunction",
+    "SourceManagerFunction",
+)
 
 
 STATE_MACHINES = ("UploadStateMachine", "BackfillStateMachine")

@@ -117,3 +117,17 @@ def test_webfolder_source_is_refused(stack: Stack):
     web = stack.emulator.create_source("web", "", deployment_type="webfolder")
     code, out = run(base(stack, web))
     assert code == 1 and "[FAIL] Source type: 'webfolder', must be 's3'" in out
+
+
+def test_a_managed_source_that_drifted_from_the_stacks_intent_is_reported(stack: Stack):
+    """Someone changed the stack-managed Source in the dashboard."""
+    drifted = stack.emulator.create_source(
+        "managed", BUCKET, prefix="elsewhere", subdomains=["other-demo"], allows_upload=False
+    )
+    intent = ["--bucket", BUCKET, "--prefix", "images", "--subdomain", "managed-demo", "--ingest"]
+    code, out = run([*base(stack, drifted), *intent])
+    assert code == 1
+    assert "[FAIL] prefix: Source prefix 'elsewhere', expected 'images'" in out
+    assert "[FAIL] subdomains: Source has other-demo, expected managed-demo" in out
+    assert "[FAIL] uploads allowed" in out
+    assert "[ok] bucket" in out

@@ -92,7 +92,13 @@ def test_a_429_slows_every_caller_and_fades(dynamodb: Any):
     clock = Clock()
     one, other = limiter(dynamodb, clock), limiter(dynamodb, clock)
     one.acquire()
-    one.throttled()  # something outside the budget uses the account
+    one.throttled()  # a lone 429 is jitter: nothing changes yet ...
+    clock.now += 1
+    other.acquire()
+    start = clock.now
+    other.acquire()
+    assert clock.now - start == pytest.approx(other.interval_s, abs=0.002)
+    other.throttled()  # ... a second within the window: something else uses the account
     clock.now += 1
     other.acquire()  # learns the penalty from the item it updates ...
     other.acquire()  # ... and books the next slot a penalised interval on

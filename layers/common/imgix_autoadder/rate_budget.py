@@ -16,9 +16,10 @@ shared schedule:
   at limit x SPACING_MARGIN never exceeds a limit counted over any window of its length.
 - priority: a caller that only takes idle slots (the backfill) never queues ahead, so it
   gets only what the others leave.
-- AIMD: a 429 means something outside the budget uses the account. It raises a shared
-  penalty (interval doubled, plus one base interval) that fades linearly, by one base
-  interval per PENALTY_FADE_S of quiet, so the schedule probes back up to the limit slowly.
+- AIMD: a 429 that recurs within REPEAT_WINDOW_S means something outside the budget uses
+  the account (a lone one is jitter, and costs only its retry). It doubles the shared
+  interval; the penalty then fades linearly, by one base interval per PENALTY_FADE_S, so
+  the schedule probes back up to the limit slowly and meets the next 429 rarely.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from botocore.exceptions import ClientError
 from imgix_autoadder.pacing import SlotTooLate
 
 SPACING_MARGIN = 0.95  # network jitter must not push two slots into one window
-PENALTY_FADE_S = 30.0
-MAX_PENALTY_FACTOR = 16
+PENALTY_FADE_S = 300.0  # one base interval of penalty fades per this much time
+REPEAT_WINDOW_S = 120.0  # a 429 counts as "something else uses the account" if it recurs
+SETTLE_S = 10.0  # after a raise, 429s from calls already under way do not raise it again
+MAX_PENALTY_FACTOR = 8
 MAX_TRIES = 40
 ITEM_TTL_S = 24 * 3600
 
@@ -70,6 +73,9 @@ class SharedRateLimiter:
         self._sleep = sleep
         self._seen = Reading(0, 0, 0)
         self._lock = threading.Lock()
+        # One reservation waiting per process: the schedule never holds more future slots
+        # than there are environments, so a raised penalty applies from the next slot on.
+        self._waiting = threading.Lock()
         self.aws_calls = 0
 
     @property
@@ -82,6 +88,16 @@ class SharedRateLimiter:
         an idle-only caller, when the schedule is busy at all."""
         if self._base_ms == 0:
             return 0.0
+        started = self._clock()
+        if not self._waiting.acquire(timeout=-1 if max_wait_s is None else max(0.0, max_wait_s)):
+            raise SlotTooLate(self._clock() - started)
+        try:
+            left = None if max_wait_s is None else max_wait_s - (self._clock() - started)
+            return self._acquire(left)
+        finally:
+            self._waiting.release()
+
+    def _acquire(self, max_wait_s: float | None) -> float:
         for _ in range(MAX_TRIES):
             now = self._now_ms()
             latest = now + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
@@ -153,25 +169,43 @@ class SharedRateLimiter:
         return wait_s
 
     def throttled(self) -> None:
-        """A 429 despite the budget: raise the shared penalty (multiplicative increase)."""
+        """A 429 despite the budget. Recorded for every caller; when another came within
+        REPEAT_WINDOW_S, the shared interval doubles (multiplicative increase)."""
         if self._base_ms == 0:
             return
         now = self._now_ms()
+        ttl = {"N": str(now // 1000 + ITEM_TTL_S)}
+        before = self._call(
+            "update_item",
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET last_429_ms = :now, expires_at = :ttl",
+            ExpressionAttributeValues={":now": {"N": str(now)}, ":ttl": ttl},
+            ReturnValues="ALL_OLD",
+        ).get("Attributes", {})
+        previous = int(before.get("last_429_ms", {}).get("N", 0))
+        seen = self._remember(before)
+        if not previous or now - previous > REPEAT_WINDOW_S * 1000:
+            return  # a lone 429: jitter at a window edge, or the first sign; wait for more
+        if now - seen.penalized_at_ms < SETTLE_S * 1000:
+            return  # raised moments ago: this call was already under way
         current = self._penalty_ms(now)
-        raised = min(2 * current + self._base_ms, MAX_PENALTY_FACTOR * self._base_ms)
+        raised = min(
+            2 * (self._base_ms + current) - self._base_ms, MAX_PENALTY_FACTOR * self._base_ms
+        )
         self._call(
             "update_item",
             TableName=self._table,
             Key=self._key,
-            UpdateExpression="SET penalty_ms = :p, penalized_at_ms = :at, expires_at = :ttl",
+            UpdateExpression="SET penalty_ms = :p, penalized_at_ms = :now, expires_at = :ttl",
             ExpressionAttributeValues={
                 ":p": {"N": str(raised)},
-                ":at": {"N": str(now)},
-                ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
+                ":now": {"N": str(now)},
+                ":ttl": ttl,
             },
         )
         with self._lock:
-            self._seen = Reading(self._seen.next_ms, raised, now)
+            self._seen = Reading(seen.next_ms, raised, now)
 
     # -- helpers -----------------------------------------------------------------------------
     def _interval_ms(self, now: int) -> int:

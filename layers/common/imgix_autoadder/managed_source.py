@@ -1,0 +1,164 @@
+"""A stack-managed imgix Source: what the template intends, and how to get imgix there.
+
+The custom resource (functions/source_manager) creates the Source for the origin bucket and
+prefix with the credentials of an IAM user that can only read it (and write, for ingest),
+PATCHes only what changed on a stack update, waits for the deploy, and disables the Source
+when the stack is deleted (imgix has no delete) unless told to retain it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imgix_autoadder import source_spec
+from imgix_autoadder.imgix_client import ImgixClient, ImgixNotFound
+
+FAILED_CREATE_PREFIX = "imgix-source-not-created-"
+
+
+@dataclass(frozen=True)
+class SourceIntent:
+    name: str
+    bucket: str
+    prefix: str
+    subdomains: tuple[str, ...]
+    allows_upload: bool
+    credentials_secret: str  # Secrets Manager: {"s3_access_key": ..., "s3_secret_key": ...}
+    retain: bool
+
+    @classmethod
+    def from_properties(cls, properties: dict[str, Any]) -> SourceIntent:
+        """The custom resource's properties (all strings or lists, as CloudFormation sends)."""
+        missing = [
+            name
+            for name in ("Name", "Bucket", "Subdomains", "CredentialsSecretArn")
+            if not properties.get(name)
+        ]
+        if missing:
+            raise ValueError(f"missing properties: {', '.join(missing)}")
+        subdomains = properties["Subdomains"]
+        if isinstance(subdomains, str):
+            subdomains = [s.strip() for s in subdomains.split(",") if s.strip()]
+        return cls(
+            name=str(properties["Name"]),
+            bucket=str(properties["Bucket"]),
+            prefix=str(properties.get("Prefix") or "").strip("/"),
+            subdomains=tuple(subdomains),
+            allows_upload=str(properties.get("AllowsUpload", "false")).lower() == "true",
+            credentials_secret=str(properties["CredentialsSecretArn"]),
+            retain=str(properties.get("RetainOnDelete", "false")).lower() == "true",
+        )
+
+    def deployment(self) -> dict[str, Any]:
+        """What the deployment should hold, secrets aside."""
+        return {
+            "type": "s3",
+            "s3_bucket": self.bucket,
+            "s3_prefix": self.prefix or None,
+            "imgix_subdomains": list(self.subdomains),
+            "allows_upload": self.allows_upload,
+        }
+
+    def drift(self, source: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Each field where imgix differs from the intent: (imgix holds, the stack wants)."""
+        attributes = source.get("attributes") or {}
+        deployment = attributes.get("deployment") or {}
+        found: dict[str, tuple[Any, Any]] = {}
+        if attributes.get("name") != self.name:
+            found["name"] = (attributes.get("name"), self.name)
+        for field, intended in self.deployment().items():
+            held, wanted = deployment.get(field), intended
+            if field == "s3_prefix":
+                held, wanted = (held or "").strip("/"), wanted or ""
+            if field == "imgix_subdomains":
+                held, wanted = sorted(held or []), sorted(wanted)
+            if held != wanted:
+                found[field] = (held, wanted)
+        if attributes.get("enabled") is False:
+            found["enabled"] = (False, True)
+        return found
+
+
+class SourceManager:
+    def __init__(
+        self,
+        client: ImgixClient,
+        read_credentials: Callable[[str], dict[str, str]],
+        poll_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._credentials = read_credentials
+        self._poll_s = poll_s
+        self._clock = clock
+        self._sleep = sleep
+
+    def create(self, intent: SourceIntent, deadline: float) -> tuple[str, str]:
+        deployment = {**intent.deployment(), **self._keys(intent)}
+        found = source_spec.problems(deployment, creating=True)
+        if found:
+            raise ValueError("invalid Source: " + "; ".join(found))
+        if self._clock() >= deadline:
+            # A create that could be cut off would leave a Source the stack does not know.
+            raise TimeoutError("too little time left to create the Source; nothing was created")
+        source = self._client.create_source({"name": intent.name, "deployment": deployment})
+        source_id = str(source["id"])
+        return source_id, self.wait(source_id, deadline)
+
+    def update(
+        self, source_id: str, intent: SourceIntent, old: SourceIntent | None, deadline: float
+    ) -> str:
+        """PATCH only what differs from what imgix holds (and the keys, when the secret
+        that holds them changed): any deployment change redeploys the Source."""
+        current = self._client.get_source(source_id)
+        drift = intent.drift(current)
+        attributes: dict[str, Any] = {}
+        if "name" in drift:
+            attributes["name"] = intent.name
+        if "enabled" in drift:
+            attributes["enabled"] = True
+        deployment = {k: intent.deployment()[k] for k in drift if k in intent.deployment()}
+        if old is None or old.credentials_secret != intent.credentials_secret:
+            deployment.update(self._keys(intent))
+        if deployment:
+            attributes["deployment"] = deployment
+        if not attributes:
+            return str(current.get("attributes", {}).get("deployment_status", ""))
+        self._client.update_source(source_id, attributes)
+        return self.wait(source_id, deadline)
+
+    def delete(self, source_id: str, intent: SourceIntent) -> str:
+        """imgix has no delete: disable the Source, unless the stack retains it."""
+        if source_id.startswith(FAILED_CREATE_PREFIX):
+            return "never created"
+        if intent.retain:
+            return "retained"
+        try:
+            self._client.update_source(source_id, {"enabled": False})
+        except ImgixNotFound:
+            return "already gone"
+        return "disabled"
+
+    def wait(self, source_id: str, deadline: float) -> str:
+        """Follow deployment_status until deployed, or until the deadline (then the caller
+        answers with the status it reached: the Source exists and keeps deploying)."""
+        while True:
+            status = str(
+                self._client.get_source(source_id).get("attributes", {}).get("deployment_status")
+            )
+            if status == "deployed" or self._clock() + self._poll_s > deadline:
+                return status
+            self._sleep(self._poll_s)
+
+    def _keys(self, intent: SourceIntent) -> dict[str, str]:
+        found = self._credentials(intent.credentials_secret)
+        keys = {k: found.get(k, "") for k in ("s3_access_key", "s3_secret_key")}
+        if not all(keys.values()):
+            raise ValueError(  # names the fields, never their values
+                f"secret {intent.credentials_secret} must hold s3_access_key and s3_secret_key"
+            )
+        return keys

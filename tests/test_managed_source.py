@@ -1,0 +1,200 @@
+"""Custom::ImgixSource, the stack-managed Source: real CloudFormation request shapes
+(events/cfn-managed-source-*.json) through the real handler, running with exactly the
+permissions template.yaml grants SourceManagerFunction, against moto and the emulator.
+Every request is answered by a PUT to its ResponseURL, here a local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+
+from imgix_autoadder import runtime
+from imgix_autoadder.managed_source import FAILED_CREATE_PREFIX
+from localdev.provision import READER_SECRET
+from tests.conftest import ROOT, FakeContext, Stack, load_function
+
+READER_KEY = {"s3_access_key": "AKIAREADER", "s3_secret_key": "reader-secret-do-not-print"}
+
+
+class Responses:
+    """What CloudFormation's presigned response URL received."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.content_types: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.bodies.append(json.loads(self.rfile.read(length)))
+                outer.content_types.append(self.headers.get("Content-Type"))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = (
+            f"http://127.0.0.1:{self.server.server_address[1]}/cfn-response?X-Amz-Signature=x"
+        )
+
+    def last(self) -> dict[str, Any]:
+        assert self.bodies, "CloudFormation was never answered"
+        return self.bodies[-1]
+
+
+@pytest.fixture
+def responses() -> Iterator[Responses]:
+    found = Responses()
+    thread = threading.Thread(target=found.server.serve_forever, daemon=True)
+    thread.start()
+    yield found
+    found.server.shutdown()
+
+
+@pytest.fixture
+def manager(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
+    arn = boto3.client("secretsmanager").create_secret(
+        Name=READER_SECRET, SecretString=json.dumps(READER_KEY)
+    )["ARN"]
+    monkeypatch.setenv("IMGIX_SOURCE_IDS", "0" * 24)  # as the template sets it
+    identity = stack.identities["SourceManagerFunction"]
+    monkeypatch.setattr(runtime, "aws_session", lambda function: identity)
+    module = load_function("source_manager")
+    module.secret_arn = arn
+    return module
+
+
+def request(kind: str, responses: Responses, manager: Any, **changes: Any) -> dict[str, Any]:
+    event = json.loads((ROOT / "events" / f"cfn-managed-source-{kind}.json").read_text())
+    event["ResponseURL"] = responses.url
+    for properties in ("ResourceProperties", "OldResourceProperties"):
+        if properties in event:
+            event[properties]["CredentialsSecretArn"] = manager.secret_arn
+    event["ResourceProperties"].update(changes.pop("properties", {}))
+    event.update(changes)
+    return dict(event)
+
+
+class Context(FakeContext):
+    def __init__(self, remaining_s: float = 300) -> None:
+        self.remaining_ms = int(remaining_s * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def create(stack: Stack, responses: Responses, manager: Any, **properties: Any) -> str:
+    manager.lambda_handler(request("create", responses, manager, properties=properties), Context())
+    answer = responses.last()
+    assert answer["Status"] == "SUCCESS", answer
+    return str(answer["PhysicalResourceId"])
+
+
+def test_create_makes_the_source_with_the_reader_key_and_answers_success(
+    stack: Stack, responses: Responses, manager: Any, capsys: pytest.CaptureFixture[str]
+):
+    source_id = create(stack, responses, manager)
+    answer = responses.last()
+    assert answer["Data"] == {"SourceId": source_id, "DeploymentStatus": "deployed"}
+    assert answer["LogicalResourceId"] == "ManagedSource" and answer["RequestId"]
+    assert responses.content_types == [""]  # the presigned URL is signed without one
+    deployment = stack.emulator.sources[source_id]["attributes"]["deployment"]
+    assert deployment["s3_bucket"] == "imgix-autoadder-origin-example"
+    assert deployment["s3_prefix"] == "images"
+    assert deployment["imgix_subdomains"] == ["autoadder-managed"]
+    assert (deployment["s3_access_key"], deployment["s3_secret_key"]) == tuple(READER_KEY.values())
+    printed = capsys.readouterr()
+    assert READER_KEY["s3_secret_key"] not in printed.out + printed.err + json.dumps(answer)
+
+
+def test_update_patches_only_what_changed(stack: Stack, responses: Responses, manager: Any):
+    source_id = create(stack, responses, manager)
+    stack.emulator.reset_calls()
+    event = request("update", responses, manager, PhysicalResourceId=source_id)
+    manager.lambda_handler(event, Context())
+
+    assert responses.last()["Status"] == "SUCCESS"
+    assert [c.route for c in stack.emulator.calls if c.route != "get_source"] == ["patch_source"]
+    deployment = stack.emulator.sources[source_id]["attributes"]["deployment"]
+    assert deployment["s3_prefix"] == "photos" and deployment["s3_access_key"] == "AKIAREADER"
+
+    stack.emulator.reset_calls()  # the same properties again: nothing to change
+    event["OldResourceProperties"] = event["ResourceProperties"]
+    manager.lambda_handler(event, Context())
+    assert responses.last()["Status"] == "SUCCESS"
+    assert stack.emulator.calls_to("patch_source") == []
+
+
+@pytest.mark.parametrize(("retain", "enabled"), [("false", False), ("true", True)])
+def test_delete_disables_the_source_unless_retained(
+    stack: Stack, responses: Responses, manager: Any, retain: str, enabled: bool
+):
+    source_id = create(stack, responses, manager)
+    event = request(
+        "delete", responses, manager, PhysicalResourceId=source_id,
+        properties={"RetainOnDelete": retain},
+    )  # fmt: skip
+    manager.lambda_handler(event, Context())
+    assert responses.last()["Status"] == "SUCCESS"
+    assert stack.emulator.sources[source_id]["attributes"]["enabled"] is enabled
+
+
+def test_a_failed_create_is_answered_failed_with_the_reason_and_deletes_cleanly(
+    stack: Stack, responses: Responses, manager: Any
+):
+    event = request("create", responses, manager, properties={"Subdomains": "Not_A.Subdomain"})
+    manager.lambda_handler(event, Context())
+    answer = responses.last()
+    assert answer["Status"] == "FAILED"
+    assert "imgix_subdomains" in answer["Reason"]
+    assert answer["PhysicalResourceId"].startswith(FAILED_CREATE_PREFIX)
+    assert stack.emulator.calls_to("create_source") == []  # refused before any request
+
+    # CloudFormation then deletes what it never got: answered, and imgix is not called.
+    delete = request("delete", responses, manager, PhysicalResourceId=answer["PhysicalResourceId"])
+    manager.lambda_handler(delete, Context())
+    assert responses.last()["Status"] == "SUCCESS"
+    assert stack.emulator.calls_to("patch_source") == []
+
+
+def test_imgix_refusing_the_create_is_a_readable_failure(
+    stack: Stack, responses: Responses, manager: Any
+):
+    stack.emulator.create_source("taken", "b", subdomains=["autoadder-managed"])
+    manager.lambda_handler(request("create", responses, manager), Context())
+    answer = responses.last()
+    assert answer["Status"] == "FAILED" and "already used" in answer["Reason"]
+
+
+def test_a_create_without_time_to_finish_creates_nothing(
+    stack: Stack, responses: Responses, manager: Any
+):
+    manager.lambda_handler(request("create", responses, manager), Context(remaining_s=15))
+    answer = responses.last()
+    assert answer["Status"] == "FAILED" and "nothing was created" in answer["Reason"]
+    assert stack.emulator.calls_to("create_source") == []
+
+
+def test_a_request_is_answered_before_the_function_times_out(
+    stack: Stack, responses: Responses, manager: Any
+):
+    def slow_create(call: Any) -> None:
+        if call.route == "create_source":
+            time.sleep(12)  # imgix hangs past the guard (at 21 - 10 = 11 s)
+
+    stack.emulator.on_request = slow_create
+    manager.lambda_handler(request("create", responses, manager), Context(remaining_s=21))
+    assert len(responses.bodies) == 1  # answered once, by the guard, not twice
+    assert responses.bodies[0]["Status"] == "FAILED"
+    assert "timed out" in responses.bodies[0]["Reason"]
