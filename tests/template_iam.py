@@ -489,6 +489,9 @@ def test_resources() -> dict[str, Physical]:
     }
 
 
+test_resources.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 FUNCTIONS = (
     "IndexerFunction",
     "UploadRouterFunction",

@@ -186,5 +186,6 @@ def test_every_function_that_reads_the_key_can_decrypt_a_customer_managed_key():
             "UploadRouterFunction",
             "UploaderFunction",
             "BackfillFunction",
+            "SourceManagerFunction",
         }
     )
