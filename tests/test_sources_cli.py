@@ -144,3 +144,41 @@ def test_a_deploy_that_never_ends_times_out(emulator: ImgixEmulator, key_secret)
         "--wait", "--timeout", "0.5", "--poll-interval", "0.2",
     )  # fmt: skip
     assert code == 1 and "not deployed after" in err
+
+
+VALID = {
+    "s3": {"s3_access_key": "AK", "s3_bucket": "b", "s3_secret_key": "SK"},
+    "gcs": {"gcs_access_key": "AK", "gcs_bucket": "b", "gcs_secret_key": "SK"},
+    "azure": {
+        "azure_account": "a",
+        "azure_bucket": "c",
+        "azure_sas_string": "sas",
+        "azure_service_type": "file",
+    },
+    "webfolder": {"webfolder_base_url": "https://images.example.com/"},
+    "webproxy": {},
+    "s3_compatible": {
+        "access_key_id": "AK",
+        "bucket_name": "b",
+        "endpoint_url": "https://nyc3.digitaloceanspaces.com",
+        "region": "nyc3",
+        "secret_key": "SK",
+        "storage_provider": "Wasabi",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_each_type_needs_exactly_its_required_fields(kind: str):
+    """The reference's starred fields, per type, checked before any request."""
+    from imgix_autoadder import source_spec
+
+    deployment = {"type": kind, "imgix_subdomains": ["x-demo"], **VALID[kind]}
+    assert source_spec.problems(deployment, creating=True) == []
+    for field in VALID[kind]:
+        found = source_spec.problems({k: v for k, v in deployment.items() if k != field}, True)
+        assert found == [f"{field} is required for {kind} Sources"]
+    # An update checks only what it changes; a change of type needs the new type's fields.
+    assert source_spec.problems({"cache_ttl_value": 3600}, creating=False) == []
+    if VALID[kind]:
+        assert source_spec.problems({"type": kind}, creating=False)
