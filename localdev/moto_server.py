@@ -14,11 +14,21 @@ from pathlib import Path
 # moto_server lists and stats its ~200 package directories on every request to route it
 # (moto.backends.list_of_moto_modules): a quarter of its CPU per call, measured with
 # yappi. The list cannot change while the server runs, so the launcher caches it.
+# DynamoDB applies a conditional write atomically; moto's threaded server does not lock, so
+# two requests could both pass one condition (the shared rate budget relies on it). The
+# launcher serialises DynamoDB calls, as AWS behaves.
 LAUNCH = """
 import sys
+import threading
 import moto.backends
 listed = tuple(moto.backends.list_of_moto_modules())
 moto.backends.list_of_moto_modules = lambda: listed
+from moto.dynamodb.responses import DynamoHandler
+_call, _lock = DynamoHandler.call_action, threading.Lock()
+def _atomic(self):
+    with _lock:
+        return _call(self)
+DynamoHandler.call_action = _atomic
 from moto.server import main
 main(sys.argv[1:])
 """
