@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from imgix_autoadder import runtime
+from imgix_autoadder.imgix_client import ImgixClient
 from localdev.imgix_emulator import ImgixEmulator, S3Origin
 from localdev.provision import EVENTS_QUEUE, LocalStack, provision
 from tests.template_iam import (
@@ -80,6 +81,19 @@ def emulator(aws: None) -> Iterator[ImgixEmulator]:
     emu.timeout_delay_s = 2 * TEST_READ_TIMEOUT_S
     with emu:
         yield emu
+
+
+@pytest.fixture
+def client(emulator: ImgixEmulator) -> ImgixClient:
+    """The project's client against the emulator, unpaced, with the tests' timeouts."""
+    return ImgixClient(
+        API_KEY,
+        emulator.base_url,
+        read_timeout_s=TEST_READ_TIMEOUT_S,
+        max_retries=2,
+        backoff_factor_s=0.01,
+        retry_after_max_s=2,
+    )
 
 
 @dataclass

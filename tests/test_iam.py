@@ -152,3 +152,23 @@ def test_a_head_of_a_missing_object_is_403_without_list_bucket(stack: Stack):
     with pytest.raises(ClientError) as caught:
         s3.head_object(Bucket=stack.local.bucket, Key="images/never.jpg")
     assert caught.value.response["Error"]["Code"] == "404"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_reserves_rate_budget_slots_under_its_own_policy(
+    stack: Stack, function: str
+):
+    """Each function's client paces through the shared budget (SharedRateBudget), as the
+    template wires it; without the statement, DynamoDB refuses the reservation."""
+    from botocore.exceptions import ClientError
+
+    settings = load_settings({**stack.local.env("http://127.0.0.1:1", [stack.source_id])})
+    identity = stack.identities[function]
+    pacers = runtime.build_pacers(settings, identity)
+    assert pacers.default.acquire() == 0.0 and pacers.purge.acquire() == 0.0
+
+    parameters = template_parameters(stack.local, stack.source_id)
+    documents = role_policies(function, parameters, test_resources())
+    refused = identity_session(f"{function}-no-budget", without(documents, "SharedRateBudget"))
+    with pytest.raises(ClientError, match=r"AccessDenied|not authorized"):
+        runtime.build_pacers(settings, refused).default.acquire()

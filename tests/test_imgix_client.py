@@ -17,19 +17,7 @@ from imgix_autoadder.imgix_client import (
 )
 from imgix_autoadder.sources import Source, SourceError, SourceMap
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
-from tests.conftest import API_KEY, TEST_READ_TIMEOUT_S
-
-
-@pytest.fixture
-def client(emulator: ImgixEmulator) -> ImgixClient:
-    return ImgixClient(
-        API_KEY,
-        emulator.base_url,
-        read_timeout_s=TEST_READ_TIMEOUT_S,
-        max_retries=2,
-        backoff_factor_s=0.01,
-        retry_after_max_s=2,
-    )
+from tests.conftest import API_KEY
 
 
 @pytest.mark.parametrize(

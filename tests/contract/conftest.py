@@ -9,23 +9,10 @@ import boto3
 import pytest
 import requests
 
-from imgix_autoadder.imgix_client import ImgixClient
 from localdev.imgix_emulator import ImgixEmulator
-from tests.conftest import API_KEY, TEST_READ_TIMEOUT_S
+from tests.conftest import API_KEY
 
 BUCKET = "contract-origin"
-
-
-@pytest.fixture
-def client(emulator: ImgixEmulator) -> ImgixClient:
-    return ImgixClient(
-        API_KEY,
-        emulator.base_url,
-        read_timeout_s=TEST_READ_TIMEOUT_S,
-        max_retries=2,
-        backoff_factor_s=0.01,
-        retry_after_max_s=2,
-    )
 
 
 @pytest.fixture
