@@ -81,3 +81,22 @@ def test_backfill_indexes_existing_objects_within_the_rate_limits(
     second = wait(sfn, start(sfn, machine, BUCKET, "images/"), lambda _: None, 0.2, 240)
     assert second["status"] == "SUCCEEDED"
     assert [c.route for c in stack.emulator.calls] == []
+
+
+def test_a_cold_backfill_environment_indexes_its_first_object_on_the_shared_budget(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    """Its own cold-start Source read takes the shared default slot; the first add then
+    waits for the next one (nobody else wants it) instead of failing the item."""
+    from tests.conftest import FakeContext
+
+    monkeypatch.setenv("RATE_BUDGET_IDLE_ONLY", "true")  # as template.yaml sets it
+    monkeypatch.setenv("IMGIX_DEFAULT_PER_SECOND", "4")  # the published limit, shared
+    stack.put("images/first.jpg", b"first")
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="images/")["Contents"][0]
+    event = {"bucket": BUCKET, "object": {**listed, "LastModified": str(listed["LastModified"])}}
+
+    outcome = load_function("backfill").lambda_handler(event, FakeContext())
+
+    assert outcome == {"outcome": "done: add"}
+    assert [c.route for c in stack.emulator.calls] == ["get_source", "add_asset"]

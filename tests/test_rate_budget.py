@@ -88,6 +88,22 @@ def test_the_backfill_takes_only_idle_slots(dynamodb: Any):
     assert backfill.acquire() == 0.0
 
 
+def test_the_backfill_waits_for_a_slot_that_only_its_own_call_holds(dynamodb: Any):
+    """A cold backfill environment reads its Source (one slot), then adds its first object
+    at once: nobody else wants the next slot, so it waits for it instead of failing."""
+    clock = Clock()
+    backfill = limiter(dynamodb, clock, idle_only=True)
+    assert backfill.acquire() == 0.0  # GET sources/:id at cold start
+    clock.now += 0.05
+    waited = backfill.acquire()  # the first add, 50 ms later
+    assert waited == 0.0 and clock.slept == [pytest.approx(backfill.interval_s - 0.05, abs=0.003)]
+    # Another caller queued behind it meanwhile: the backfill yields again.
+    indexer = limiter(dynamodb, clock)
+    indexer.acquire()
+    with pytest.raises(SlotTooLate):
+        backfill.acquire()
+
+
 def test_a_429_slows_every_caller_and_fades(dynamodb: Any):
     clock = Clock()
     one, other = limiter(dynamodb, clock), limiter(dynamodb, clock)

@@ -15,7 +15,8 @@ shared schedule:
 - slots are spaced strictly (no bursts): imgix's window is undocumented, and strict spacing
   at limit x SPACING_MARGIN never exceeds a limit counted over any window of its length.
 - priority: a caller that only takes idle slots (the backfill) never queues ahead, so it
-  gets only what the others leave.
+  gets only what the others leave. A schedule busy only with that caller's own last call
+  is idle to everyone else: it waits for the next slot rather than failing.
 - AIMD: a 429 that recurs within REPEAT_WINDOW_S means something outside the budget uses
   the account (a lone one is jitter, and costs only its retry). It doubles the shared
   interval; the penalty then fades linearly, by one base interval per PENALTY_FADE_S, so
@@ -72,6 +73,9 @@ class SharedRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._seen = Reading(0, 0, 0)
+        # The schedule's next_ms as this process last left it: busy only with its own
+        # previous call, the schedule is idle to everybody else.
+        self._own_next_ms = -1
         self._lock = threading.Lock()
         # One reservation waiting per process: the schedule never holds more future slots
         # than there are environments, so a raised penalty applies from the next slot on.
@@ -111,8 +115,14 @@ class SharedRateLimiter:
                 return 0.0
             busy_until = self._read().next_ms  # neither: find out why
             wait_s = (busy_until - now) / 1000.0
-            if busy_until > latest or (self._idle_only and busy_until >= now):
+            if busy_until > latest:
                 raise SlotTooLate(wait_s)
+            if self._idle_only and busy_until >= now:
+                if busy_until != self._own_next_ms:
+                    raise SlotTooLate(wait_s)  # someone else's call: yield to it
+                # Busy with this caller's own last call (a cold start's Source read):
+                # nobody else wants the next slot, so wait for it and take it idle.
+                self._sleep(wait_s + 0.001)
         raise SlotTooLate(self.interval_s)  # heavy contention: hand the work back
 
     def _queue_behind(self, now: int, latest: int) -> int | None:
@@ -138,7 +148,9 @@ class SharedRateLimiter:
         except ClientError as exc:
             _only_condition_failures(exc)
             return None
-        return self._remember(taken.get("Attributes", {})).next_ms - interval
+        reading = self._remember(taken.get("Attributes", {}))
+        self._own_next_ms = reading.next_ms
+        return reading.next_ms - interval
 
     def _take_idle(self, now: int) -> bool:
         """The schedule is idle (its next slot has passed): take this instant."""
@@ -159,7 +171,7 @@ class SharedRateLimiter:
         except ClientError as exc:
             _only_condition_failures(exc)
             return False
-        self._remember(taken.get("Attributes", {}))
+        self._own_next_ms = self._remember(taken.get("Attributes", {})).next_ms
         return True
 
     def _wait_for(self, slot: int) -> float:
