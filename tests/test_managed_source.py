@@ -198,3 +198,50 @@ def test_a_request_is_answered_before_the_function_times_out(
     assert len(responses.bodies) == 1  # answered once, by the guard, not twice
     assert responses.bodies[0]["Status"] == "FAILED"
     assert "timed out" in responses.bodies[0]["Reason"]
+
+
+def test_a_rotated_reader_key_reaches_imgix_before_the_update_is_answered(
+    stack: Stack, responses: Responses, manager: Any, capsys: pytest.CaptureFixture[str]
+):
+    """ImgixReaderKeySerial raised: CloudFormation made a new key, wrote it into the same
+    secret, and sends an Update whose ReaderKeyId changed (nothing else did)."""
+    source_id = create(stack, responses, manager)
+    rotated = {"s3_access_key": "AKIAROTATED", "s3_secret_key": "rotated-secret-do-not-print"}
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=manager.secret_arn, SecretString=json.dumps(rotated)
+    )
+    stack.emulator.reset_calls()
+    event = request("update", responses, manager, PhysicalResourceId=source_id)
+    event["ResourceProperties"] = {**event["OldResourceProperties"], "ReaderKeyId": "AKIAROTATED"}
+
+    manager.lambda_handler(event, Context())
+
+    answer = responses.last()
+    assert answer["Status"] == "SUCCESS"
+    # Answered after the deploy: only then may CloudFormation delete the old key.
+    assert answer["Data"]["DeploymentStatus"] == "deployed"
+    [patch] = stack.emulator.calls_to("patch_source")
+    assert stack.emulator.calls.index(patch) < len(stack.emulator.calls) - 1  # a read followed
+    deployment = stack.emulator.sources[source_id]["attributes"]["deployment"]
+    assert (deployment["s3_access_key"], deployment["s3_secret_key"]) == tuple(rotated.values())
+    # What imgix shows now is the new access key.
+    shown = stack.emulator.calls[-1]
+    assert shown.route == "get_source"
+    printed = capsys.readouterr()
+    assert rotated["s3_secret_key"] not in printed.out + printed.err + json.dumps(answer)
+
+
+def test_imgix_holding_another_access_key_is_given_the_stacks_pair(
+    stack: Stack, responses: Responses, manager: Any
+):
+    """Someone changed the Source's key in the dashboard: the next Update puts it back."""
+    source_id = create(stack, responses, manager)
+    stack.emulator.sources[source_id]["attributes"]["deployment"]["s3_access_key"] = "AKIAOTHER"
+    event = request("update", responses, manager, PhysicalResourceId=source_id)
+    event["ResourceProperties"] = dict(event["OldResourceProperties"])
+
+    manager.lambda_handler(event, Context())
+
+    assert responses.last()["Status"] == "SUCCESS"
+    deployment = stack.emulator.sources[source_id]["attributes"]["deployment"]
+    assert deployment["s3_access_key"] == READER_KEY["s3_access_key"]

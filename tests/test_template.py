@@ -189,3 +189,23 @@ def test_every_function_that_reads_the_key_can_decrypt_a_customer_managed_key():
             "SourceManagerFunction",
         }
     )
+
+
+def test_the_users_buckets_outlive_the_stack_and_a_replacement():
+    for bucket in ("OriginBucket", "IngestBucket"):
+        assert RESOURCES[bucket]["DeletionPolicy"] == "Retain", bucket
+        assert RESOURCES[bucket]["UpdateReplacePolicy"] == "Retain", bucket
+
+
+def test_a_new_reader_key_serial_replaces_the_key_and_updates_the_source():
+    """Serial replaces the access key; the secret holds the new pair (same ARN); the custom
+    resource names the key, so CloudFormation sends it an Update (after both) and deletes
+    the old key only once that Update is answered."""
+    key = RESOURCES["ImgixReaderKey"]["Properties"]
+    assert key["Serial"] == {"Ref": "ImgixReaderKeySerial"}
+    secret = RESOURCES["ImgixReaderSecret"]["Properties"]["SecretString"]["Fn::Sub"]
+    assert "${ImgixReaderKey}" in secret and "${ImgixReaderKey.SecretAccessKey}" in secret
+    source = RESOURCES["ManagedSource"]["Properties"]
+    assert source["ReaderKeyId"] == {"Ref": "ImgixReaderKey"}
+    assert source["CredentialsSecretArn"] == {"Ref": "ImgixReaderSecret"}
+    assert TEMPLATE["Parameters"]["ImgixReaderKeySerial"]["Default"] == 1

@@ -28,6 +28,7 @@ class SourceIntent:
     allows_upload: bool
     credentials_secret: str  # Secrets Manager: {"s3_access_key": ..., "s3_secret_key": ...}
     retain: bool
+    reader_key_id: str = ""  # follows the stack's reader key: a new one means a rotation
 
     @classmethod
     def from_properties(cls, properties: dict[str, Any]) -> SourceIntent:
@@ -50,6 +51,15 @@ class SourceIntent:
             allows_upload=str(properties.get("AllowsUpload", "false")).lower() == "true",
             credentials_secret=str(properties["CredentialsSecretArn"]),
             retain=str(properties.get("RetainOnDelete", "false")).lower() == "true",
+            reader_key_id=str(properties.get("ReaderKeyId") or ""),
+        )
+
+    def rotates_keys(self, old: SourceIntent | None) -> bool:
+        """The key pair must be sent again: a new secret, or a new key in the same one."""
+        return (
+            old is None
+            or old.credentials_secret != self.credentials_secret
+            or old.reader_key_id != self.reader_key_id
         )
 
     def deployment(self) -> dict[str, Any]:
@@ -112,8 +122,10 @@ class SourceManager:
     def update(
         self, source_id: str, intent: SourceIntent, old: SourceIntent | None, deadline: float
     ) -> str:
-        """PATCH only what differs from what imgix holds (and the keys, when the secret
-        that holds them changed): any deployment change redeploys the Source."""
+        """PATCH only what differs from what imgix holds, and the key pair when it was
+        rotated or imgix holds another access key: any deployment change redeploys the
+        Source. The Update is answered only once imgix has deployed (or the deadline
+        passes), so CloudFormation deletes a rotated-out key after imgix stopped using it."""
         current = self._client.get_source(source_id)
         drift = intent.drift(current)
         attributes: dict[str, Any] = {}
@@ -122,8 +134,10 @@ class SourceManager:
         if "enabled" in drift:
             attributes["enabled"] = True
         deployment = {k: intent.deployment()[k] for k in drift if k in intent.deployment()}
-        if old is None or old.credentials_secret != intent.credentials_secret:
-            deployment.update(self._keys(intent))
+        keys = self._keys(intent)
+        held = (current.get("attributes", {}).get("deployment") or {}).get("s3_access_key")
+        if intent.rotates_keys(old) or held != keys["s3_access_key"]:
+            deployment.update(keys)
         if deployment:
             attributes["deployment"] = deployment
         if not attributes:
