@@ -192,7 +192,7 @@ def demo_uploads(
     finally:
         undo()
     # imgix wrote both files to the Source's storage: the origin bucket's events follow.
-    step("origin events for the files imgix wrote: the indexer adds them (add is idempotent)")
+    step("origin events for the files imgix wrote: nothing to do (imgix indexed them as it wrote)")
     problems = []
     stored = emulator.uploads.get((source_id, "videos/launch film.mp4"))
     if [e["status"] for e in executions] != ["SUCCEEDED"]:

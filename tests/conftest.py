@@ -148,9 +148,18 @@ def template_parameters(local: LocalStack, source_id: str, **extra: str) -> dict
 
 
 @pytest.fixture
-def stack(emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
+def origin_versioned() -> bool:
+    """template.yaml creates the origin bucket versioned; an existing bucket may not be
+    (override with @pytest.mark.parametrize("origin_versioned", [False]))."""
+    return True
+
+
+@pytest.fixture
+def stack(
+    emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch, origin_versioned: bool
+) -> Stack:
     # S3 notifications off: tests hand the handler exact, real-shaped events themselves.
-    local = provision(BUCKET, API_KEY, notifications=False)
+    local = provision(BUCKET, API_KEY, notifications=False, versioned=origin_versioned)
     source_id = emulator.create_source(
         "origin", BUCKET, prefix=PREFIX, subdomains=SUBDOMAINS, custom_domains=CUSTOM_DOMAINS
     )

@@ -208,10 +208,28 @@ def test_sns_envelopes_raw_or_not(stack: Stack, invoke: Invoke, raw_delivery: bo
     assert routes(stack) == ["add_asset"]
 
 
-def test_an_sns_subscription_confirmation_is_acknowledged(stack: Stack, invoke: Invoke):
+def test_an_sns_subscription_confirmation_waits_in_the_dlq_for_a_person(
+    stack: Stack, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+):
+    """Acknowledged (no retry), never fetched, and never silent: one log line names the
+    topic, a metric counts it, and the message (its token) waits in the DLQ."""
     confirmation = json.loads((EVENTS / "sns-subscription-confirmation.json").read_text())
+    capsys.readouterr()
+
     assert deliver(invoke, confirmation) == {"batchItemFailures": []}
-    assert routes(stack) == [] and stack.dlq_messages() == []
+
+    assert routes(stack) == []
+    [kept] = stack.dlq_messages()
+    assert json.loads(kept["Body"])["Token"] == confirmation["Token"]
+    reason = kept["MessageAttributes"]["FailureReason"]["StringValue"]
+    assert confirmation["TopicArn"] in reason and "confirm-subscription" in reason
+    output = capsys.readouterr().out
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    [logged] = [line for line in lines if line.get("message") == "SNS subscription needs a person"]
+    assert logged["topic"] == confirmation["TopicArn"]
+    assert confirmation["SubscribeURL"] not in output  # never logged, never fetched
+    metrics = [line for line in lines if "_aws" in line]
+    assert [m["SnsSubscriptionHandshakes"] for m in metrics if "SnsSubscriptionHandshakes" in m]
 
 
 @pytest.mark.parametrize(
@@ -260,6 +278,29 @@ def test_an_eventbridge_key_is_right_whether_or_not_aws_encodes_it(
     assert stack.emulator.purges == [
         f"https://{domain}/2026-11-23T09%3A00%3A00%2B00%3A00%20100%25.jpg" for domain in DOMAINS
     ]
+
+
+@pytest.mark.parametrize("origin_versioned", [False])
+@pytest.mark.parametrize("encoded", [False, True])
+def test_an_unversioned_eventbridge_delete_of_an_unseen_key_purges_both_readings(
+    stack: Stack, invoke: Invoke, encoded: bool
+):
+    """An existing bucket the stack starts watching: the put came before the stack, so
+    no state; then the object is deleted. S3 keeps no trace of an unversioned key, so it
+    cannot say which reading of the EventBridge key was real: both are purged."""
+    key = "images/summer sale/hero+1.jpg"
+    put(stack, key)  # before the stack: its event was never handled
+    stack.s3.delete_object(Bucket=BUCKET, Key=key)
+    raw = quote_plus(key, safe="/") if encoded else key
+    deleted = shaped("eventbridge-object-deleted-permanently.json", key, raw_key=raw)
+    del deleted["detail"]["object"]["version-id"]  # AWS sends it for versioned buckets only
+
+    assert deliver(invoke, deleted) == {"batchItemFailures": []}
+
+    real = [f"https://{domain}/summer%20sale/hero%2B1.jpg" for domain in DOMAINS]
+    assert set(real) <= set(stack.emulator.purges)  # the real key's URLs, every domain
+    assert len(stack.emulator.purges) == 2 * len(DOMAINS)  # and the other reading's
+    assert routes(stack) == ["purge"] * 2 * len(DOMAINS)
 
 
 def template_notification_events() -> list[str]:

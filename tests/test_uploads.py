@@ -323,11 +323,15 @@ def test_upload_replaces_an_existing_file_with_overwrite(uploads: Uploads):
     assert stored.read_bytes() == b"v2" * 500
 
 
+@pytest.mark.parametrize("disposition", ["delete", "tag", "keep"])
 @pytest.mark.parametrize("order", ["newest-first", "oldest-first"])
 def test_the_newest_version_wins_whatever_the_delivery_order(
-    uploads: Uploads, monkeypatch: pytest.MonkeyPatch, order: str
+    uploads: Uploads, monkeypatch: pytest.MonkeyPatch, order: str, disposition: str
 ):
-    monkeypatch.setenv("INGEST_DISPOSITION", "keep")  # both versions stay for both events
+    """With the default disposition (delete), uploading v2 first and deleting that version
+    makes v1 current again in the ingest bucket: S3 alone would then upload v1's late event.
+    The ingest ledger's order claim keeps it out."""
+    monkeypatch.setenv("INGEST_DISPOSITION", disposition)
     uploads.router = load_function("upload_router")
     old = uploads.put("photos/hero.jpg", b"old" * 400)
     new = uploads.put("photos/hero.jpg", b"new" * 400)
@@ -343,6 +347,111 @@ def test_the_newest_version_wins_whatever_the_delivery_order(
     origin = uploads.s3.get_object(Bucket=BUCKET, Key="images/photos/hero.jpg")["Body"].read()
     assert origin == b"new" * 400
     assert uploads.dlq_messages() == []
+    if disposition == "delete" and order == "newest-first":
+        # The superseded version is done with too: nothing is left to upload again.
+        listed = uploads.s3.list_object_versions(Bucket=INGEST, Prefix="photos/hero.jpg")
+        assert listed.get("Versions", []) == []
+
+
+def test_an_older_upload_session_yields_to_a_newer_version(
+    uploads: Uploads, monkeypatch: pytest.MonkeyPatch
+):
+    """v1's execution was started, then v2 was claimed and uploaded before v1's session was
+    created: v1's execution ends as superseded (succeeded, not failed), sending nothing."""
+    monkeypatch.setenv("DIRECT_UPLOAD_LIMIT_BYTES", "1000")  # both go through sessions
+    uploads.router = load_function("upload_router")
+    uploads.uploader = load_function("uploader")
+    install_invoke_hook(monkeypatch, {UPLOADER_FUNCTION: uploads.uploader})
+    old = uploads.put("videos/clip.mp4", b"o" * 1200)
+    new = uploads.put("videos/clip.mp4", b"n" * 1200)
+    old_body, new_body = ingest_event("videos/clip.mp4", old), ingest_event("videos/clip.mp4", new)
+    router = uploads.router.router()
+    old_job = router._uploader.job_for(parse_message_body(old_body)[0])
+    assert router._uploader.claim(old_job)  # the router claimed v1 and started it ...
+    assert uploads.route(new_body) == {"batchItemFailures": []}  # ... then v2 came
+    assert uploads.wait()["status"] == "SUCCEEDED"
+    uploads.stack.emulator.reset_calls()
+
+    execution = uploads.sfn.start_execution(
+        stateMachineArn=uploads.state_machine_arn,
+        name="v1-late",
+        input=json.dumps(router._uploader.execution_input(old_job)),
+    )["executionArn"]
+    deadline = time.monotonic() + 60
+    while (status := uploads.sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    assert status["status"] == "SUCCEEDED"
+    assert json.loads(status["output"])["outcome"]["disposition"] == "delete"
+    assert uploads.stack.emulator.calls == []  # no session for the superseded version
+    stored = uploads.stack.emulator.uploads[(uploads.stack.source_id, "videos/clip.mp4")]
+    assert stored.read_bytes() == b"n" * 1200
+    assert uploads.s3.list_object_versions(Bucket=INGEST, Prefix="videos/").get("Versions") is None
+
+
+def origin_event(uploads: Uploads, origin_path: str) -> str:
+    """The origin bucket's event for the object imgix wrote there, as S3 sends it."""
+    key = f"images/{origin_path}"
+    head = uploads.s3.head_object(Bucket=BUCKET, Key=key)
+    version = head.get("VersionId")
+    record = s3_record(
+        "ObjectCreated:Put" if "-" not in head["ETag"] else "ObjectCreated:CompleteMultipartUpload",
+        key,
+        head["ETag"].strip('"'),
+        head["ContentLength"],
+        version_id=version if version and version != "null" else None,
+    )
+    return notification(record)
+
+
+@pytest.fixture
+def index(uploads: Uploads) -> Any:
+    """A warm indexer environment (it read its Sources at its first invocation)."""
+    indexer = load_function("indexer")
+    test_event = (ROOT / "events" / "s3-test-event.json").read_text()
+    indexer.lambda_handler(sqs_event(test_event), FakeContext())
+
+    def run(body: str) -> dict[str, Any]:
+        result: dict[str, Any] = indexer.lambda_handler(sqs_event(body), FakeContext())
+        return result
+
+    return run
+
+
+@pytest.mark.parametrize("origin_versioned", [True, False])
+@pytest.mark.parametrize("size", [1000, 9 * MB])
+def test_the_origin_event_of_an_ingested_file_costs_no_imgix_call(
+    uploads: Uploads, index: Any, monkeypatch: pytest.MonkeyPatch, size: int
+):
+    """imgix writes an uploaded file into the origin bucket and indexes it; that write's
+    event must not be answered with an add, a get asset or a refresh. A later real
+    overwrite of the key is still refreshed. 1000 bytes: a direct upload, whose origin
+    ETag is the MD5; 9 MB through an upload session (forced), stored multipart."""
+    monkeypatch.setenv("DIRECT_UPLOAD_LIMIT_BYTES", "5000")
+    uploads.router = load_function("upload_router")
+    data = pseudo_random(size, seed=size)
+    assert (
+        uploads.route(ingest_event("photos/round.jpg", uploads.put("photos/round.jpg", data)))[
+            "batchItemFailures"
+        ]
+        == []
+    )
+    if size > 5000:
+        assert uploads.wait()["status"] == "SUCCEEDED"
+    emulator = uploads.stack.emulator
+    assert emulator.assets[(uploads.stack.source_id, "photos/round.jpg")]  # imgix indexed it
+    emulator.reset_calls()
+
+    assert index(origin_event(uploads, "photos/round.jpg")) == {"batchItemFailures": []}
+    assert emulator.calls == []  # no add, no get asset, no refresh
+    assert index(origin_event(uploads, "photos/round.jpg")) == {"batchItemFailures": []}
+    assert emulator.calls == []  # the redelivery neither
+
+    # Someone overwrites the origin object with the same size: a real change, refreshed.
+    uploads.s3.put_object(Bucket=BUCKET, Key="images/photos/round.jpg", Body=data[::-1])
+    assert index(origin_event(uploads, "photos/round.jpg")) == {"batchItemFailures": []}
+    assert [c.route for c in emulator.calls] == ["refresh_asset"]
 
 
 @pytest.mark.parametrize("disposition", ["delete", "tag"])

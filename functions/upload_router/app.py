@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(required=("UPLOAD_STATE_MACHINE_ARN", "DEAD_LETTER_QUEUE_URL"))
+settings = load_settings(
+    required=("UPLOAD_STATE_MACHINE_ARN", "DEAD_LETTER_QUEUE_URL", "STATE_TABLE")
+)
 
 
 @cache

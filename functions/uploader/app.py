@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(required=("UPLOAD_SESSIONS_TABLE",))
+settings = load_settings(required=("UPLOAD_SESSIONS_TABLE", "STATE_TABLE"))
 
 
 @cache
@@ -71,6 +71,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         outcome = uploader.finalize(job)
         logger.info("upload complete", extra={**outcome, **event.get("transfer", {})})
         metrics.add_metric(name="Uploaded", unit=MetricUnit.Count, value=1)
+        return outcome
+    if action == "superseded":
+        outcome = uploader.superseded(job, event.get("error") or {})
+        logger.info("upload superseded by a newer version", extra=outcome)
+        metrics.add_metric(name="UploadSuperseded", unit=MetricUnit.Count, value=1)
         return outcome
     if action == "fail":
         outcome = uploader.fail(job, event.get("error") or {})

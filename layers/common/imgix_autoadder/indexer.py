@@ -28,10 +28,17 @@ from imgix_autoadder.imgix_client import (
     ImgixNotFound,
     OutOfTime,
 )
+from imgix_autoadder.ingest_ledger import Receipt, written_by_upload
 from imgix_autoadder.origin import Current
-from imgix_autoadder.s3_events import ObjectChange, PoisonRecord, parse_message_body
+from imgix_autoadder.s3_events import (
+    ObjectChange,
+    PoisonRecord,
+    SubscriptionHandshake,
+    parse_message_body,
+    sortable_sequencer,
+)
 from imgix_autoadder.sources import SourceMap, Target
-from imgix_autoadder.state import KeyState, StateStore, Told, sortable_sequencer
+from imgix_autoadder.state import KeyState, StateStore, Told
 
 
 class Log(Protocol):
@@ -120,6 +127,17 @@ class _KeyWork:
     key: str
     targets: list[Target]
     changes: list[tuple[ObjectChange, str]] = field(default_factory=list)
+    # What the product's ingest handed imgix for a target, by (source id, origin path).
+    receipts: dict[tuple[str, str], Receipt] = field(default_factory=dict)
+
+    def uploaded_targets(self, now: Current) -> list[Target]:
+        """The Sources that imgix wrote this very object for (the product's ingest): it
+        indexed it as it wrote it, so telling it again would waste a call."""
+        return [
+            t
+            for t in self.targets
+            if written_by_upload(self.receipts.get((t.source.id, t.origin_path)), now)
+        ]
 
     @property
     def ambiguous(self) -> bool:
@@ -209,11 +227,24 @@ class Indexer:
     def _apply_all(self, works: list[_KeyWork]) -> list[tuple[Result, Action]]:
         """Read the keys' states in one go, then handle the keys in parallel."""
         try:
-            known = self._state.get_many((w.bucket, w.key) for w in works)
+            # Only a Source that allows uploads can have been written to by the ingest.
+            uploadable = [
+                (t.source.id, t.origin_path)
+                for w in works
+                for t in w.targets
+                if t.source.allows_upload
+            ]
+            known, receipts = self._state.read(((w.bucket, w.key) for w in works), uploadable)
         except Exception as exc:  # no state, no safe decision: the work is delivered again
             self._log.warning("state unreadable", extra={"error": repr(exc)[:500]})
             unread = Result(Status.RETRY, f"state unreadable: {type(exc).__name__}")
             return [(unread, Action.NONE)] * len(works)
+        for w in works:
+            w.receipts = {
+                pair: receipts[pair]
+                for t in w.targets
+                if (pair := (t.source.id, t.origin_path)) in receipts
+            }
         return list(
             self._pool.map(lambda w: self._apply_safely(w, known.get((w.bucket, w.key))), works)
         )
@@ -230,6 +261,17 @@ class Indexer:
     ) -> None:
         try:
             changes = parse_message_body(message.body)
+        except SubscriptionHandshake as exc:
+            # One line, the topic and what to do; the message itself (its token) goes to
+            # the DLQ. The URL is never logged nor fetched.
+            self._log.warning(
+                "SNS subscription needs a person",
+                extra={"message_id": message.message_id, "topic": exc.topic_arn, "type": exc.kind},
+            )
+            report.merge(message.message_id, Result(Status.POISON, str(exc)))
+            report.counts["sns_handshake"] += 1
+            report.counts["poison"] += 1
+            return
         except PoisonRecord as exc:
             self._log.warning(
                 "poison record", extra={"message_id": message.message_id, "reason": str(exc)}
@@ -308,6 +350,7 @@ class Indexer:
         if now.exists:
             if known.holds(now.etag, now.fingerprint):
                 self._state.record(latest, seen)
+                self._consume_receipts(work, work.uploaded_targets(now))
                 return Result(Status.SKIPPED, "imgix holds the current object"), Action.NONE
             told = replace(
                 seen,
@@ -317,11 +360,18 @@ class Indexer:
                 told_version=now.version_id,
                 told_sequencer=sortable_sequencer(latest.sequencer),
             )
-            calls = self._index_actions(work, known, now)
+            uploaded = work.uploaded_targets(now)
+            pending = [t for t in work.targets if t not in uploaded]
+            if not pending:
+                self._state.record(latest, told)
+                self._consume_receipts(work, uploaded)
+                return Result(
+                    Status.SKIPPED, "imgix wrote this object (ingest upload)"
+                ), Action.NONE
+            calls = self._index_actions(work, pending, known, now)
         else:
             if known.told is Told.NOTHING and (
-                not latest.removed
-                or (work.ambiguous and not self._origin.has_history(work.bucket, work.key))
+                not latest.removed or (work.ambiguous and self._never_held(work, latest))
             ):
                 # Created and already gone (its own delete event purges it), or the reading
                 # of an EventBridge key that S3 has never held.
@@ -349,20 +399,36 @@ class Indexer:
                 raise
             return self._not_found(work, exc), Action.NONE
         self._state.record(latest, told)
+        if now.exists:
+            self._consume_receipts(work, work.uploaded_targets(now))
         action = calls[0][1]
         return Result(Status.DONE, action.value, api_ms), action
 
+    def _never_held(self, work: _KeyWork, latest: ObjectChange) -> bool:
+        """S3 says this reading of an EventBridge key was never an object. Only a versioned
+        bucket can say so (its delete events carry a version id, and it keeps history); an
+        unversioned one keeps no trace of a deleted key, so both readings are purged (a
+        purge of a URL that never existed is harmless; a lost delete keeps an image up)."""
+        if latest.version_id in ("", "null"):  # EventBridge: version-id only when versioned
+            return False
+        return not self._origin.has_history(work.bucket, work.key)
+
+    def _consume_receipts(self, work: _KeyWork, uploaded: list[Target]) -> None:
+        for target in uploaded:
+            pair = (target.source.id, target.origin_path)
+            self._state.consume_receipt(*pair, work.receipts[pair])
+
     def _index_actions(
-        self, work: _KeyWork, known: KeyState, now: Current
+        self, work: _KeyWork, targets: list[Target], known: KeyState, now: Current
     ) -> list[tuple[Target, Action]]:
         """add only when imgix cannot hold older bytes for the key: refresh otherwise, since
         imgix's add does not reprocess an asset it already has. S3's answer holds for every
         Source of the key, so it is asked once; only imgix is asked per Source."""
         if known.told is not Told.NOTHING:
-            return [(t, Action.REFRESH) for t in work.targets]
+            return [(t, Action.REFRESH) for t in targets]
         first = self._origin.is_first_version(work.bucket, work.key, now.version_id)
         actions = []
-        for target in work.targets:
+        for target in targets:
             is_new = first
             if is_new is None:  # an unversioned bucket cannot say: ask imgix what it holds
                 is_new = not self._client.has_asset(target.source.id, target.origin_path)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imgix_autoadder.dead_letters import DeadLetterQueue
-from imgix_autoadder.s3_events import PoisonRecord, parse_message_body
+from imgix_autoadder.s3_events import PoisonRecord, SubscriptionHandshake, parse_message_body
 from imgix_autoadder.uploader import PermanentUploadError, TransientUploadError, Uploader
 
 
@@ -52,6 +52,14 @@ class IngestRouter:
         except (PoisonRecord, PermanentUploadError) as exc:
             # Raises if the DLQ cannot take it: the record then stays in SQS for retry.
             self._dead_letters.send(record.body, str(exc), record.message_id)
+            if isinstance(exc, SubscriptionHandshake):  # the URL is never logged nor fetched
+                self._logger.warning(
+                    "SNS subscription needs a person",
+                    extra={"topic": exc.topic_arn, "type": exc.kind},
+                )
+                self._metrics.add_metric(
+                    name="SnsSubscriptionHandshakes", unit=MetricUnit.Count, value=1
+                )
             self._logger.warning("sent to DLQ", extra={"reason": str(exc)})
             self._metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
 
@@ -63,6 +71,22 @@ class IngestRouter:
             self._logger.info("ingest event skipped", extra={"key": job.key, "reason": superseded})
             self._metrics.add_metric(name="IngestSkipped", unit=MetricUnit.Count, value=1)
             return "skipped"
+        if not self._uploader.claim(job):
+            # The newer version was uploaded (and may be gone, making this one current
+            # again in the ingest bucket): this one is done with, never uploaded.
+            disposition = self._uploader.dispose(
+                job, self._uploader.settings.ingest_disposition, "superseded"
+            )
+            self._logger.info(
+                "ingest event skipped",
+                extra={
+                    "key": job.key,
+                    "reason": "a newer version was ingested",
+                    "then": disposition,
+                },
+            )
+            self._metrics.add_metric(name="IngestSkipped", unit=MetricUnit.Count, value=1)
+            return "superseded"
         if self._uploader.is_direct(job):
             self._uploader.direct_upload(job)
             self._logger.info("direct upload", extra={"key": job.key, "bytes": job.size})

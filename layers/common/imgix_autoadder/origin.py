@@ -35,6 +35,9 @@ class Current:
     etag: str = ""
     version_id: str = ""
     fingerprint: str = ""
+    size: int = -1
+    last_modified_ms: int = 0
+    kms_encrypted: bool = False  # then the ETag is not the MD5 of the bytes
 
 
 def fingerprint(head: dict[str, Any]) -> str:
@@ -59,11 +62,15 @@ class S3Origin:
                 return Current(False, version_id=marker if marker != "null" else "")
             raise
         version = str(head.get("VersionId") or "")
+        modified = head.get("LastModified")
         return Current(
             True,
             etag=str(head["ETag"]).strip('"'),
             version_id="" if version == "null" else version,
             fingerprint=fingerprint(head),
+            size=int(head.get("ContentLength", -1)),
+            last_modified_ms=int(modified.timestamp() * 1000) if modified else 0,
+            kms_encrypted=str(head.get("ServerSideEncryption", "")).startswith("aws:kms"),
         )
 
     def _history(self, bucket: str, key: str) -> tuple[list[dict[str, Any]], bool]:

@@ -184,11 +184,18 @@ def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
 
 
 def build_uploader(settings: Settings, function: str = "UploaderFunction") -> Uploader:
+    from imgix_autoadder.ingest_ledger import IngestLedger
     from imgix_autoadder.uploader import Uploader
 
     session, client = function_client(settings, function)
-    sessions = aws_client(session, "dynamodb") if settings.upload_sessions_table else None
-    return Uploader(client, aws_client(session, "s3"), settings, session_store=sessions)
+    dynamodb = aws_client(session, "dynamodb")
+    return Uploader(
+        client,
+        aws_client(session, "s3"),
+        settings,
+        session_store=dynamodb if settings.upload_sessions_table else None,
+        ledger=IngestLedger(dynamodb, settings.state_table) if settings.state_table else None,
+    )
 
 
 def build_ingest_router(settings: Settings, logger: Logger, metrics: Metrics) -> IngestRouter:

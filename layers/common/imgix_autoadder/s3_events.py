@@ -14,6 +14,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 
+SEQUENCER_WIDTH = 64
 MAX_KEY_BYTES = 1024  # S3's own limit: a longer key cannot be real
 # What SNS sends an SQS subscriber besides notifications (SNS Developer Guide, "HTTP/S").
 SNS_HANDSHAKES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
@@ -21,6 +22,26 @@ SNS_HANDSHAKES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 
 class PoisonRecord(ValueError):
     """A record that no retry can fix; it goes to the DLQ with this message as the reason."""
+
+
+class SubscriptionHandshake(PoisonRecord):
+    """SNS asks a person to confirm (or says it cancelled) the queue's subscription to a
+    topic: nothing to index, but until someone confirms it, the topic's events never come.
+
+    The product never fetches the SubscribeURL (that would let anyone who can publish to
+    the queue subscribe it to their topic). The message goes to the DLQ, where its token
+    waits for the operator, with this reason."""
+
+    def __init__(self, kind: str, topic_arn: str) -> None:
+        self.kind = kind
+        self.topic_arn = topic_arn
+        action = (
+            "confirm it (aws sns confirm-subscription --topic-arn TOPIC --token TOKEN, both "
+            "in this message) if you expect this topic's events"
+            if kind == "SubscriptionConfirmation"
+            else "the subscription was removed; subscribe the queue again if that was a mistake"
+        )
+        super().__init__(f"SNS {kind} for topic {topic_arn}: {action}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,11 @@ def sequencer_value(sequencer: str) -> int:
     return int(sequencer, 16) if sequencer else -1
 
 
+def sortable_sequencer(sequencer: str) -> str:
+    """AWS documents: left-pad with zeros to equal length, then compare as strings."""
+    return sequencer.upper().rjust(SEQUENCER_WIDTH, "0") if sequencer else ""
+
+
 def decode_key(raw: str) -> str:
     """S3 URL-encodes keys in notifications, '+' for space; reject what cannot decode."""
     try:
@@ -86,7 +112,7 @@ def parse_message_body(body: str) -> list[ObjectChange]:
     if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
         return parse_message_body(document["Message"])  # S3 -> SNS -> SQS
     if document.get("Type") in SNS_HANDSHAKES:
-        return []  # SNS -> SQS subscription bookkeeping: nothing to index, nothing wrong
+        raise SubscriptionHandshake(str(document["Type"]), str(document.get("TopicArn", "?"))[:256])
     if document.get("Event") == "s3:TestEvent":
         return []
     if "Records" in document:

@@ -38,6 +38,7 @@ METRIC_NAMES = {
     "poison": "DeadLettered",
     "retry": "Failed",
     "key_rejected": "ApiKeyRejected",
+    "sns_handshake": "SnsSubscriptionHandshakes",
 }
 
 

@@ -18,17 +18,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgix_autoadder.s3_events import ObjectChange
+from imgix_autoadder.ingest_ledger import Receipt, receipt_key, receipt_of
+from imgix_autoadder.s3_events import ObjectChange, sortable_sequencer
 
-SEQUENCER_WIDTH = 64
 TOMBSTONE_TTL_S = 30 * 24 * 3600  # deleted keys are forgotten after 30 days
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 UNPROCESSED_RETRIES = 4
-
-
-def sortable_sequencer(sequencer: str) -> str:
-    """AWS documents: left-pad with zeros to equal length, then compare as strings."""
-    return sequencer.upper().rjust(SEQUENCER_WIDTH, "0") if sequencer else ""
 
 
 class StateUnavailable(Exception):
@@ -120,8 +115,44 @@ class StateStore:
     def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KeyState]:
         """The states of many (bucket, key) pairs in one round trip per 100: absent ones are
         missing from the result. A batch's keys are read together, before any is handled."""
+        return self.read(keys)[0]
+
+    def read(
+        self,
+        keys: Iterable[tuple[str, str]],
+        receipts: Iterable[tuple[str, str]] = (),
+    ) -> tuple[dict[tuple[str, str], KeyState], dict[tuple[str, str], Receipt]]:
+        """Key states and upload receipts ((source id, origin path), ingest_ledger) in the
+        same round trips: one BatchGetItem per 100 items."""
+        wanted_receipts = {receipt_key(*pair): pair for pair in receipts}
+        items = self._batch_get([*dict.fromkeys(keys), *wanted_receipts])
+        states: dict[tuple[str, str], KeyState] = {}
+        found: dict[tuple[str, str], Receipt] = {}
+        for pair, item in items.items():
+            if pair in wanted_receipts:
+                found[wanted_receipts[pair]] = receipt_of(item)
+            else:
+                states[pair] = _state_of(item)
+        return states, found
+
+    def consume_receipt(self, source_id: str, origin_path: str, receipt: Receipt) -> None:
+        """The origin object of this upload was seen: a later write of the key is a real
+        change. Conditional, so that a newer upload's receipt survives."""
+        partition, path = receipt_key(source_id, origin_path)
+        try:
+            self._ddb.delete_item(
+                TableName=self._table,
+                Key={"bucket": {"S": partition}, "key": {"S": path}},
+                ConditionExpression="started_ms = :s",
+                ExpressionAttributeValues={":s": {"N": str(receipt.started_ms)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def _batch_get(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         wanted = [{"bucket": {"S": b}, "key": {"S": k}} for b, k in dict.fromkeys(keys)]
-        found: dict[tuple[str, str], KeyState] = {}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
             request: dict[str, Any] = {
                 self._table: {
@@ -132,7 +163,7 @@ class StateStore:
             for attempt in range(UNPROCESSED_RETRIES + 1):
                 response = self._ddb.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self._table, []):
-                    found[(item["bucket"]["S"], item["key"]["S"])] = _state_of(item)
+                    found[(item["bucket"]["S"], item["key"]["S"])] = item
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break

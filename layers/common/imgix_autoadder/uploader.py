@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.config import UPLOAD_SESSION_MAX_BYTES, Settings
 from imgix_autoadder.imgix_client import ImgixClient, ImgixError
+from imgix_autoadder.ingest_ledger import IngestLedger, is_superseded
 from imgix_autoadder.s3_events import ObjectChange, PoisonRecord
 
 FAILURE_TAG = "imgix-autoadder-upload"
@@ -36,6 +37,11 @@ class PermanentUploadError(Exception):
     """No retry can help: the execution goes to RecordFailure."""
 
 
+class UploadSuperseded(PermanentUploadError):
+    """A newer version of the ingest key was uploaded or started: this one never will be
+    (the execution goes to RecordSuperseded and succeeds; it is not a failure)."""
+
+
 @dataclass(frozen=True)
 class UploadJob:
     bucket: str
@@ -45,10 +51,12 @@ class UploadJob:
     size: int
     source_id: str
     origin_path: str
+    sequencer: str = ""  # the ingest event's: orders the versions of one key
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UploadJob:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        # An execution started before `sequencer` existed has none: S3 alone orders it.
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def execution_name(self, sequencer: str) -> str:
         """The same S3 event always yields the same name, so a duplicate starts nothing."""
@@ -166,10 +174,12 @@ class Uploader:
         settings: Settings,
         storage_session: requests.Session | None = None,
         session_store: Any = None,
+        ledger: IngestLedger | None = None,
     ) -> None:
         self._client = client
         self._s3 = s3
         self._settings = settings
+        self._ledger = ledger
         # Never the imgix client's session: the presigned URL must not see the API key.
         self._storage = storage_session or _storage_session()
         self._sessions = (
@@ -177,6 +187,10 @@ class Uploader:
             if session_store is not None
             else None
         )
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     @property
     def sessions(self) -> UploadSessionStore:
@@ -201,6 +215,7 @@ class Uploader:
             size=change.size,
             source_id=self._settings.ingest_source_id,
             origin_path=change.key,
+            sequencer=change.sequencer,
         )
 
     def is_direct(self, job: UploadJob) -> bool:
@@ -219,20 +234,50 @@ class Uploader:
     def direct_upload(self, job: UploadJob) -> str:
         obj = self._get(job)
         body = obj["Body"].read()
-        self._call(
-            self._client.upload,
-            job.source_id,
-            job.origin_path,
-            body,
-            obj.get("ContentType") or DEFAULT_CONTENT_TYPE,
-        )
+        # MD5, not a security hash: S3's ETag of the single-part object imgix writes.
+        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        self._expect(job, len(body), md5)
+        try:
+            self._call(
+                self._client.upload,
+                job.source_id,
+                job.origin_path,
+                body,
+                obj.get("ContentType") or DEFAULT_CONTENT_TYPE,
+            )
+        except PermanentUploadError:
+            self._forget(job)
+            raise
         return self.dispose(job, self._settings.ingest_disposition, "uploaded")
+
+    # -- ingest order and receipts (ingest_ledger) -------------------------------------------
+    def claim(self, job: UploadJob) -> bool:
+        """Record this version as the newest of its key to be ingested; False when a newer
+        one was already (then this one must never reach imgix)."""
+        if self._ledger is None:
+            return True
+        return self._ledger.claim(job.bucket, job.key, job.sequencer)
+
+    def _check_claim(self, job: UploadJob) -> None:
+        if self._ledger is None:
+            return
+        if is_superseded(self._ledger.claimed(job.bucket, job.key), job.sequencer):
+            raise UploadSuperseded(f"a newer version of {job.key!r} was ingested since")
+
+    def _expect(self, job: UploadJob, size: int, md5: str = "") -> None:
+        if self._ledger is not None:
+            self._ledger.expect_upload(job.source_id, job.origin_path, size, md5)
+
+    def _forget(self, job: UploadJob) -> None:
+        if self._ledger is not None:
+            self._ledger.forget_upload(job.source_id, job.origin_path)
 
     # -- upload session steps -----------------------------------------------------------------
     def create(self, job: UploadJob) -> dict[str, str]:
         superseded, head = self._check_current(job)
         if superseded:
             raise PermanentUploadError(f"not uploaded: {superseded}")
+        self._check_claim(job)
         content_type = str(head.get("ContentType") or DEFAULT_CONTENT_TYPE)
         session = self._call(
             self._client.create_upload_session, job.source_id, job.origin_path, content_type
@@ -258,6 +303,10 @@ class Uploader:
                 f"ingest object is {obj['ContentLength']} bytes, the event said {job.size}"
             )
         body = SizedStream(obj["Body"], job.size)
+        # The PUT is the point of no return (a session imgix is never told to close still
+        # closes after 8 hours): the last chance to leave a superseded version out.
+        self._check_claim(job)
+        self._expect(job, job.size)
         started = time.perf_counter()
         try:
             response = self._storage.put(
@@ -299,7 +348,14 @@ class Uploader:
 
     def fail(self, job: UploadJob, error: dict[str, Any]) -> dict[str, str]:
         reason = f"{error.get('Error', 'Error')}: {_cause(error.get('Cause'))}"[:1000]
+        self._forget(job)
         disposition = self.dispose(job, self._settings.failure_disposition, "failed")
+        return {"disposition": disposition, "reason": reason}
+
+    def superseded(self, job: UploadJob, error: dict[str, Any]) -> dict[str, str]:
+        """A newer version took this one's place: done with, like an uploaded one."""
+        reason = _cause(error.get("Cause"))[:1000]
+        disposition = self.dispose(job, self._settings.ingest_disposition, "superseded")
         return {"disposition": disposition, "reason": reason}
 
     # -- ingest order ------------------------------------------------------------------------
