@@ -14,6 +14,9 @@
    `python -c pass`.
 4. upload streaming: an object from a moto S3 server through the Transfer step to the
    emulator, peak RSS and MB/s, against a plain streamed copy between the same endpoints.
+5. ingest calls (bench/ingest_calls.py): imgix calls per ingested file, direct upload and
+   upload session, and for the origin event of imgix's own write, against the fewest that
+   imgix's documents allow.
 """
 
 from __future__ import annotations
@@ -347,6 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     rss, speed = stream["transfer_peak_rss_mb"], stream["throughput_vs_plain"]
     targets.append(("upload streaming peak RSS", f"{rss:.0f} MB", "< 100 MB", rss < 100))
     targets.append(("upload streaming vs plain copy", f"{speed:.2f}", ">= 0.8", speed >= 0.8))
+
+    from bench.ingest_calls import bench_ingest_calls
+
+    ingest = bench_ingest_calls(direct_files=3 if smoke else 20, session_files=1 if smoke else 5)
+    show("5. ingest calls (target: the documented minimum, 0 for the origin event)", ingest)
+    ratio, echo = ingest["calls_per_file_vs_baseline"], ingest["origin_event_imgix_calls"]
+    targets.append(("ingest calls per file vs minimum", f"{ratio:.2f}", "= 1", ratio <= 1))
+    targets.append(("imgix calls for imgix's own write", str(echo), "= 0", echo == 0))
 
     print("\nSummary")
     print(f"   {'figure':40} {'value':22} {'target':18} met")
