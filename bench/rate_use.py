@@ -1,17 +1,24 @@
 """Figure 1: how much of imgix's published limits the product uses, and how fresh that
-keeps the Asset Manager.
+keeps the Asset Manager, with the real indexer handler end to end.
 
-Each case starts E separate processes, one per Lambda execution environment, as the SQS
-event source mapping runs them. They share the burst of events (each takes every E-th)
-and call imgix through the project's client, paced by the shared rate budget
-(imgix_autoadder/rate_budget.py) in a DynamoDB table on a moto server. The emulator
-enforces the published limits per account: the real limits, not raised ones.
+Each case runs, each in a process of its own: a moto server (S3, SQS, DynamoDB), the imgix
+emulator enforcing the published limits per account (`python -m localdev.imgix_emulator`),
+E indexer environments (`python -m bench.environment`: the real handler, fed by SQS as
+the event source mapping feeds it, paced by the shared budget), and, in the co-tenant
+cases, an outside user of the same account that does not use the budget
+(`python -m bench.cotenant`). The burst is S3's events for objects already in the bucket,
+sent to the events queue at once. Arrival times are the emulator's (the machine's
+monotonic clock), so the harness's own work never skews them.
 
-Figures per case: achieved rate / published limit (calls over the span from the first to
-the last), 429s, freshness p50/p99 (burst start to the call) beside the floor n / limit,
-and the AWS (DynamoDB) calls per imgix call. The environments are warm when the burst
-arrives (started, imports done), as Lambda keeps them; the outside user calls at a steady
-rate from before the burst to its end.
+Cases: alone; with network jitter (each request reaches imgix after a uniform 0-150 ms
+extra delay, the first on a new connection 300 ms more, as a TLS handshake costs), under
+both readings of imgix's undocumented window (sliding, fixed); with an outside user at
+1/s and 2/s on the default class, 2 a minute on refresh, and one that stops halfway.
+
+Figures per case: achieved rate / published limit (and / the capacity an outside user
+leaves), 429s answered to the stack and to the outside user, seconds of rate lost per
+429, freshness p50/p99 (burst to call) beside the floor n / limit, and the shared
+budget's DynamoDB calls per imgix call.
 """
 
 from __future__ import annotations
@@ -23,186 +30,334 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ACCOUNT_KEY = "bench-key"
+PY = sys.executable
+KEY = "bench-key"
+BUCKET = "bench-origin"
 PUBLISHED = {"add": 4.0, "purge": 10.0, "refresh": 10.0 / 60.0}
-
-CHILD = """
-import json, sys, threading, time
-sys.path[:0] = {paths!r}
-import boto3
-from imgix_autoadder.imgix_client import ImgixClient, Pacers
-from imgix_autoadder.rate_budget import SharedRateLimiter
-
-job = json.loads(sys.argv[1])
-ddb = boto3.client("dynamodb")
-def shared(limit_class, per_second):
-    return SharedRateLimiter(ddb, job["table"], job["account"], limit_class, per_second)
-pacers = Pacers(shared("default", 4.0), shared("refresh", 10 / 60), shared("upload", 2.0),
-                shared("purge", 10.0), shared("get_asset", 10.0))
-client = ImgixClient(job["key"], job["base_url"], max_retries=8, backoff_factor_s=0.5,
-                     pacers=pacers, max_pacing_wait_s=3600)
-records, lock = [], threading.Lock()
-# Warm environments, as Lambda keeps them: imports and clients are ready before the burst.
-time.sleep(max(0.0, job["start_at"] - time.time()))
-errors = []
-def call(item):
-    if job["operation"] == "add":
-        client.add_asset(job["source_id"], item)
-    elif job["operation"] == "refresh":
-        client.refresh_asset(job["source_id"], item)
-    else:
-        client.purge(f"https://bench.imgix.net/{{item}}")
-def work(items):
-    for item in items:
-        for attempt in range(5):  # a failed record comes back, as SQS redelivers it
-            try:
-                call(item)
-                break
-            except Exception as exc:
-                errors.append(f"{{type(exc).__name__}}: {{exc}}"[:200])
-                time.sleep(1)
-        with lock:
-            records.append(time.time())
-items = job["items"]
-threads = [threading.Thread(target=work, args=(items[i::job["threads"]],))
-           for i in range(job["threads"])]
-for t in threads: t.start()
-for t in threads: t.join()
-aws = sum(p.aws_calls for p in (pacers.default, pacers.refresh, pacers.upload, pacers.purge,
-                                pacers.get_asset))
-print(json.dumps({{"called_at": records, "aws_calls": aws, "errors": errors}}))
-"""
-
-OUTSIDER = """
-import sys, time, requests
-base, key, per_second, until = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-while time.time() < until:
-    requests.get(base + "/api/v1/sources", headers={"Authorization": "Bearer " + key}, timeout=5)
-    time.sleep(1 / per_second)
-"""
+ROUTES = {"add": "add_asset", "refresh": "refresh_asset", "purge": "purge"}
+CLASS_OF = {"add": "default", "refresh": "refresh", "purge": "purge"}
+ALONE_SPACING = 0.95  # rate_budget.SPACING_MARGIN: what the stack does alone
 
 
-def run_case(
-    endpoint: str,
-    operation: str,
-    events: int,
-    environments: int,
-    stacks: int = 1,
-    outsider_per_second: float = 0.0,
-) -> dict[str, Any]:
-    """One burst of `events`, shared by `environments` processes per stack; stacks share
-    the account and the budget table (the RateBudgetTableName parameter)."""
-    import boto3
+@dataclass(frozen=True)
+class Case:
+    name: str
+    operation: str
+    events: int
+    environments: int
+    window: str = "sliding"
+    jitter_ms: float = 0.0
+    handshake_ms: float = 0.0
+    outside_per_s: float = 0.0
+    outside_stops_after_s: float | None = None  # from the burst
 
-    from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
-    from localdev.provision import create_rate_budget_table
+    @property
+    def outside_class(self) -> str:
+        return CLASS_OF[self.operation]
 
-    table = f"budget-{operation}-{environments}-{stacks}-{int(outsider_per_second)}"
-    aws = {
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    return {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
     }
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
-    create_rate_budget_table(dynamodb, table)
-    with ImgixEmulator(api_key=ACCOUNT_KEY, rate_limits=PUBLISHED_LIMITS) as emulator:
-        emulator.purge_api.repeat_answer = "200"
-        source_id = emulator.create_source("bench", "bench-origin", subdomains=["bench"])
-        items = [f"burst/{i}.jpg" for i in range(events)]
-        processes = environments * stacks
-        env = {**os.environ, **aws}
-        child = CHILD.format(paths=[str(ROOT / "layers" / "common"), str(ROOT)])
-        # The burst arrives once every environment is warm (each process takes ~0.5 s of CPU
-        # to start; ten of them share this machine's cores).
-        started = time.time() + 1.0 + 0.4 * environments * stacks
+
+
+def prepare(operation: str, events: int, state_table: str) -> list[str]:
+    """Objects in the bucket as each operation needs them; the event bodies S3 sends."""
+    import boto3
+
+    from tests.conftest import notification, s3_record
+
+    s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
+    bodies = []
+    for number in range(events):
+        key = f"images/burst/{number:04d}.jpg"
+        out = s3.put_object(Bucket=BUCKET, Key=key, Body=f"{operation}-{number}".encode())
+        etag, version = out["ETag"].strip('"'), out["VersionId"]
+        sequencer = f"{0x00B0000000000000 + number * 0x10:018X}"
+        if operation != "add":  # imgix was told of an older object: refresh, or purge
+            ddb.put_item(
+                TableName=state_table,
+                Item={
+                    "bucket": {"S": BUCKET},
+                    "key": {"S": key},
+                    "sequencer": {"S": "0" * 63 + "1"},
+                    "told": {"S": "indexed"},
+                    "told_etag": {"S": "0" * 32},
+                    "told_sequencer": {"S": "0" * 63 + "1"},
+                },
+            )
+        if operation == "purge":
+            marker = s3.delete_object(Bucket=BUCKET, Key=key)["VersionId"]
+            record = s3_record(
+                "ObjectRemoved:DeleteMarkerCreated",
+                key,
+                sequencer=sequencer,
+                bucket=BUCKET,
+                version_id=marker,
+            )
+        else:
+            record = s3_record(
+                "ObjectCreated:Put",
+                key,
+                etag,
+                10,
+                sequencer=sequencer,
+                bucket=BUCKET,
+                version_id=version,
+            )
+        bodies.append(notification(record))
+    return bodies
+
+
+def drained(sqs: Any, queue_url: str) -> bool:
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    found = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return all(int(found.get(name, 0)) == 0 for name in names)
+
+
+def run_case(case: Case) -> dict[str, Any]:
+    import boto3
+
+    from localdev.moto_server import moto_server
+    from localdev.provision import provision
+
+    limit = PUBLISHED[case.operation]
+    with moto_server() as endpoint:
+        saved = dict(os.environ)
+        os.environ.update(aws_env(endpoint))
+        try:
+            local = provision(BUCKET, KEY, notifications=False)
+            sqs = boto3.client("sqs")
+            # A record failed back to SQS comes again after this (the template's 370 s
+            # would stall the bench; nothing should fail back here).
+            sqs.set_queue_attributes(
+                QueueUrl=local.queue_url, Attributes={"VisibilityTimeout": "30"}
+            )
+            bodies = prepare(case.operation, case.events, local.state_table)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        emulator_args = ["--api-key", KEY, "--source", f"{BUCKET}/images", "--published"]
+        emulator_args += ["--window", case.window]
+        emulator_args += [
+            "--jitter-ms",
+            str(case.jitter_ms),
+            "--handshake-ms",
+            str(case.handshake_ms),
+        ]
+        emulator = subprocess.Popen(
+            [PY, "-m", "localdev.imgix_emulator", *emulator_args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert emulator.stdout is not None and emulator.stdin is not None
+        started = json.loads(emulator.stdout.readline())
+        base_url, source_id = started["base_url"], started["source_id"]
+        env = {
+            **os.environ,
+            **aws_env(endpoint),
+            **local.env(base_url, [source_id]),
+            "MAX_PARALLEL_REQUESTS": "4",
+            "HTTP_READ_TIMEOUT": "5",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+        }
+        children = [
+            subprocess.Popen(
+                [PY, "-m", "bench.environment"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(case.environments)
+        ]
+        for child in children:  # warm, as Lambda keeps them
+            assert child.stdout is not None
+            line = child.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"{case.name}: an environment did not start ({line!r})")
         outsider = None
-        if outsider_per_second:
-            until = str(started + 3600)
+        alone_until = time.monotonic() + 5.0  # the outside user alone first: its baseline
+        if case.outside_per_s:
+            stops = 10**9 if case.outside_stops_after_s is None else case.outside_stops_after_s
             outsider = subprocess.Popen(
-                [sys.executable, "-c", OUTSIDER, emulator.base_url, ACCOUNT_KEY,
-                 str(outsider_per_second), until],
+                [PY, "-m", "bench.cotenant", base_url, KEY, case.outside_class,
+                 str(case.outside_per_s), str(alone_until + stops), source_id],
+                cwd=ROOT,
                 env=env,
             )  # fmt: skip
-        children = []
-        for number in range(processes):
-            job = {
-                "table": table,
-                "account": "bench",
-                "key": ACCOUNT_KEY,
-                "base_url": emulator.base_url,
-                "source_id": source_id,
-                "operation": operation,
-                "items": items[number::processes],
-                "threads": 4,  # MAX_PARALLEL_REQUESTS
-                "start_at": started,
-            }
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", child, json.dumps(job)],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
+            time.sleep(max(0.0, alone_until - time.monotonic()))
+        burst_at = time.monotonic()
+        for start in range(0, len(bodies), 10):
+            sqs.send_message_batch(
+                QueueUrl=local.queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": body}
+                    for i, body in enumerate(bodies[start : start + 10])
+                ],
             )
-        results = [json.loads(c.communicate()[0]) for c in children]
+        deadline = burst_at + 3 * case.events / limit + 120
+        quiet = 0
+        while quiet < 3:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{case.name}: the queue did not drain in time")
+            time.sleep(0.5)
+            quiet = quiet + 1 if drained(sqs, local.queue_url) else 0
+        reports = []
+        for child in children:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.close()
+            reports.append(json.loads(child.stdout.read().strip().splitlines()[-1]))
+            child.wait()
         if outsider is not None:
             outsider.terminate()
             outsider.wait()
-        route = {"add": "add_asset", "refresh": "refresh_asset", "purge": "purge"}[operation]
-        ours = emulator.calls_to(route)
-        throttled = sum(1 for c in ours if c.status == 429)
-    called = sorted(t for r in results for t in r["called_at"])
-    failures = [e for r in results for e in r["errors"]]
-    if len(called) != events:
-        raise RuntimeError(f"{operation}: {len(called)} of {events} calls succeeded")
-    limit = PUBLISHED[operation]
-    span = called[-1] - called[0]
-    freshness = [t - started for t in called]
-    return {
-        "environments": processes,
-        "events": events,
-        "ratio_to_limit": (events - 1) / span / limit if span > 0 else 0.0,
-        "http_429": throttled,
-        "http_429_share": throttled / len(ours) if ours else 0.0,
-        "freshness_p50_s": statistics.median(freshness),
-        "freshness_p99_s": freshness[max(0, math.ceil(0.99 * len(freshness)) - 1)],
-        "floor_s": events / limit,
-        "aws_calls_per_imgix_call": sum(r["aws_calls"] for r in results) / events,
-        "records_redelivered": len(failures),
+        emulator.stdin.close()
+        calls: list[dict[str, Any]] = json.loads(emulator.stdout.read().strip().splitlines()[-1])
+        emulator.wait()
+    (ROOT / "build" / "bench").mkdir(parents=True, exist_ok=True)
+    # Every call, for plots and for a look at the gaps.
+    dump = ROOT / "build" / "bench" / f"calls-{slug(case.name)}.json"
+    dump.write_text(json.dumps({"burst_at": burst_at, "calls": calls}))
+    return figures(case, calls, reports, burst_at, alone_until)
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+
+
+def figures(
+    case: Case,
+    calls: list[dict[str, Any]],
+    reports: list[dict[str, Any]],
+    burst_at: float,
+    alone_until: float,
+) -> dict[str, Any]:
+    limit = PUBLISHED[case.operation]
+    route = ROUTES[case.operation]
+
+    def outside(call: dict[str, Any]) -> bool:
+        if case.outside_class == "refresh":
+            return call["route"] == "refresh_asset" and call["path"].startswith("cotenant/")
+        return call["route"] == "list_sources"
+
+    ours = [c for c in calls if c["route"] == route and not outside(c)]
+    done = sorted(c["at"] for c in ours if c["status"] < 300)
+    if len(done) != case.events:
+        raise RuntimeError(f"{case.name}: {len(done)} of {case.events} calls succeeded")
+    throttled = [c["at"] for c in ours if c["status"] == 429]
+    span = done[-1] - done[0]
+    rate = (len(done) - 1) / span if span > 0 else 0.0
+    result: dict[str, Any] = {
+        "environments": case.environments,
+        "events": case.events,
+        "ratio_to_limit": rate / limit,
+        "http_429": len(throttled),
+        "http_429_share": len(throttled) / len(ours),
+        # Compared with the alone spacing: what the 429s cost, in seconds of calls.
+        "lost_s_per_429": max(0.0, span - (len(done) - 1) / (limit * ALONE_SPACING))
+        / max(1, len(throttled)),
     }
-
-
-def bench_rate_use(smoke: bool) -> dict[str, dict[str, Any]]:
-    from localdev.moto_server import moto_server
-
-    sizes = {"add": 12, "purge": 30, "refresh": 0} if smoke else {
-        "add": 400, "purge": 400, "refresh": 16,
-    }  # fmt: skip
-    environments = (1, 3) if smoke else (1, 2, 3, 10)
-    cases: dict[str, dict[str, Any]] = {}
-    with moto_server() as endpoint:
-        for operation, events in sizes.items():
-            if not events:
-                continue
-            for count in environments:
-                cases[f"{operation}, {count} env"] = run_case(endpoint, operation, events, count)
-            if not smoke:
-                cases[f"{operation}, 2 stacks x 3 env"] = run_case(
-                    endpoint, operation, events, 3, stacks=2
+    if case.outside_per_s:
+        theirs = [c for c in calls if outside(c)]
+        during = [c for c in theirs if c["at"] >= burst_at]
+        alone = [c for c in theirs if c["at"] < alone_until]
+        outside_rate = case.outside_per_s if case.outside_class == "default" else 0.0
+        if case.outside_class == "refresh":
+            outside_rate = case.outside_per_s
+        if case.outside_stops_after_s is None:
+            result["ratio_to_capacity_left"] = rate / (limit - outside_rate)
+        else:
+            stopped = alone_until + case.outside_stops_after_s
+            before = [t for t in done if t < stopped]
+            after = [t for t in done if t >= stopped + 60]
+            if len(before) > 1:
+                result["ratio_to_capacity_left"] = (
+                    (len(before) - 1) / (before[-1] - before[0]) / (limit - outside_rate)
                 )
-        if not smoke:
-            cases["add, 3 env + outside user 1/s"] = run_case(
-                endpoint, "add", sizes["add"], 3, outsider_per_second=1.0
-            )
-    return cases
+            if len(after) > 1:
+                result["ratio_to_limit_60s_after_stop"] = (
+                    (len(after) - 1) / (after[-1] - after[0]) / limit
+                )
+        result["outside_calls"] = len(during)
+        result["outside_429_share"] = sum(c["status"] == 429 for c in during) / max(1, len(during))
+        result["outside_429_share_alone"] = sum(c["status"] == 429 for c in alone) / max(
+            1, len(alone)
+        )
+    freshness = sorted(t - burst_at for t in done)
+    result.update(
+        {
+            "freshness_p50_s": statistics.median(freshness),
+            "freshness_p99_s": freshness[max(0, math.ceil(0.99 * len(freshness)) - 1)],
+            "floor_s": case.events / limit,
+            "budget_dynamodb_calls_per_imgix_call": sum(r["budget_aws_calls"] for r in reports)
+            / case.events,
+        }
+    )
+    return result
+
+
+def cases(smoke: bool) -> list[Case]:
+    if smoke:
+        return [
+            Case("add, 1 env", "add", 12, 1),
+            Case("add, 3 env", "add", 12, 3),
+            Case("purge, 1 env", "purge", 30, 1),
+            Case("purge, 3 env", "purge", 30, 3),
+            Case("add, 3 env, jitter", "add", 12, 3, jitter_ms=150, handshake_ms=300),
+        ]
+    sizes = {"add": 200, "purge": 300, "refresh": 12}
+    found = []
+    for operation, events in sizes.items():
+        for count in (1, 3, 10):
+            found.append(Case(f"{operation}, {count} env", operation, events, count))
+    for window in ("sliding", "fixed"):
+        for operation, events in sizes.items():
+            for count in (1, 3, 10) if operation == "add" else (3,):
+                found.append(
+                    Case(
+                        f"{operation}, {count} env, jitter, {window} window",
+                        operation,
+                        events,
+                        count,
+                        window=window,
+                        jitter_ms=150,
+                        handshake_ms=300,
+                    )
+                )
+    found += [
+        Case("add, 3 env + outside user 1/s", "add", 200, 3, outside_per_s=1.0),
+        Case("add, 3 env + outside user 2/s", "add", 200, 3, outside_per_s=2.0),
+        Case("refresh, 3 env + outside user 2/min", "refresh", 12, 3, outside_per_s=2 / 60),
+        Case(
+            "add, 3 env + outside user 1/s who stops at 40 s",
+            "add",
+            480,
+            3,
+            outside_per_s=1.0,
+            outside_stops_after_s=40.0,
+        ),
+    ]
+    return found
+
+
+def bench_rate_use(smoke: bool, only: str = "") -> dict[str, dict[str, Any]]:
+    return {case.name: run_case(case) for case in cases(smoke) if only in case.name}

@@ -192,3 +192,41 @@ def test_pacing_divides_the_published_limits_among_concurrent_environments():
         {"IMGIX_API_KEY_SECRET": "s", "IMGIX_SOURCE_IDS": "a" * 24, "IMGIX_PACING_DIVISOR": "2"}
     )
     assert (settings.default_per_second, settings.refresh_per_minute) == pytest.approx((1.8, 4.5))
+
+
+class RecordingPacer:
+    """Unpaced, but remembers what the client told it about each call."""
+
+    interval_s = 0.0
+
+    def __init__(self) -> None:
+        self.late: list[float] = []
+
+    def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
+        self.late.append(late_s)
+        return 0.0
+
+    def on_time(self) -> bool:
+        return True
+
+    def throttled(self) -> None:
+        pass
+
+
+def test_a_call_that_will_open_a_connection_tells_the_pacer(
+    emulator: ImgixEmulator, monkeypatch: pytest.MonkeyPatch
+):
+    """The first call, and the first after the connections idled past KEEPALIVE_S, may
+    pay a handshake before reaching imgix; calls on a warm connection do not."""
+    from imgix_autoadder import imgix_client
+
+    source_id = emulator.create_source("s", "b")
+    pacer = RecordingPacer()
+    client = ImgixClient(API_KEY, emulator.base_url, pacers=Pacers(pacer, pacer, pacer, pacer))
+    client.get_source(source_id)
+    client.get_source(source_id)
+    monkeypatch.setattr(imgix_client, "KEEPALIVE_S", 0.0)
+    time.sleep(0.01)
+    client.get_source(source_id)
+    allowance = imgix_client.NEW_CONNECTION_ALLOWANCE_S
+    assert pacer.late == [allowance, 0.0, allowance]

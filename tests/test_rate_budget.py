@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from imgix_autoadder.pacing import SlotTooLate
-from imgix_autoadder.rate_budget import PENALTY_FADE_S, SPACING_MARGIN, SharedRateLimiter
+from imgix_autoadder.rate_budget import SPACING_MARGIN, SharedRateLimiter
+from imgix_autoadder.rate_control import BACKOFF, HOLD_MARGIN, HOLD_S, RECOVER_S
 from localdev.provision import RATE_BUDGET_TABLE, create_rate_budget_table
 
 
@@ -104,28 +105,39 @@ def test_the_backfill_waits_for_a_slot_that_only_its_own_call_holds(dynamodb: An
         backfill.acquire()
 
 
-def test_a_429_slows_every_caller_and_fades(dynamodb: Any):
+def gap_after(budget: SharedRateLimiter, clock: Clock) -> float:
+    """The spacing of two back-to-back reservations of a busy schedule."""
+    budget.acquire()
+    start = clock.now
+    budget.acquire()
+    return clock.now - start
+
+
+def test_a_429_slows_every_caller_briefly_and_the_limit_comes_back(dynamodb: Any):
     clock = Clock()
     one, other = limiter(dynamodb, clock), limiter(dynamodb, clock)
+    base = one.interval_s
     one.acquire()
-    one.throttled()  # a lone 429 is jitter: nothing changes yet ...
-    clock.now += 1
-    other.acquire()
+    one.throttled()  # the account's window was met: every caller backs off a little ...
+    other.acquire()  # (books the slot it learns the new spacing from)
+    assert gap_after(other, clock) == pytest.approx(base * (1 + BACKOFF), rel=0.05)
+    one.throttled()  # ... a 429 for a call granted before the raise changes nothing
+    clock.now += RECOVER_S + 1  # ... then holds just under the capacity found ...
+    assert gap_after(other, clock) == pytest.approx(base * (1 + HOLD_MARGIN), rel=0.02)
+    clock.now += HOLD_S + 5  # ... and probes back to the limit within a minute
+    assert gap_after(other, clock) == pytest.approx(base, abs=0.002)
+    assert one.aws_calls + other.aws_calls <= 14  # 429s cost a read and a write each
+
+
+def test_a_call_that_opens_a_connection_keeps_the_next_slot_further(dynamodb: Any):
+    """A new connection's handshake makes a call reach imgix late; the on-time call after
+    it must still arrive a full interval later, or the window meets five in one second."""
+    clock = Clock()
+    budget = limiter(dynamodb, clock)
+    budget.acquire(late_s=0.3)
     start = clock.now
-    other.acquire()
-    assert clock.now - start == pytest.approx(other.interval_s, abs=0.002)
-    other.throttled()  # ... a second within the window: something else uses the account
-    clock.now += 1
-    other.acquire()  # learns the penalty from the item it updates ...
-    other.acquire()  # ... and books the next slot a penalised interval on
-    start = clock.now
-    other.acquire()
-    assert clock.now - start > 1.9 * other.interval_s  # doubled (less 1 s of fading)
-    clock.now += 10 * PENALTY_FADE_S
-    other.acquire()
-    start = clock.now
-    other.acquire()
-    assert clock.now - start == pytest.approx(other.interval_s, abs=0.002)
+    budget.acquire()
+    assert clock.now - start == pytest.approx(budget.interval_s + 0.3, abs=0.002)
 
 
 def test_accounts_and_classes_have_their_own_schedules(dynamodb: Any):

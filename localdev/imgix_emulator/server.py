@@ -33,6 +33,7 @@ from localdev.imgix_emulator.errors import (
 )
 from localdev.imgix_emulator.faults import FaultPlan
 from localdev.imgix_emulator.limits import PUBLISHED_LIMITS, RateLimits
+from localdev.imgix_emulator.network import Network
 from localdev.imgix_emulator.origin import Origin
 from localdev.imgix_emulator.purges import Purges
 from localdev.imgix_emulator.request import Request
@@ -142,6 +143,7 @@ class ImgixEmulator:
         self.answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self.on_request: Callable[[Call], None] | None = None
         self.latency_s = 0.0
+        self.network: Network | None = None  # arrival delays (the bench's jitter cases)
         self.timeout_delay_s = 2.0
         self.calls: list[Call] = []
         self._server = _Server((host, port), _Handler)
@@ -294,6 +296,9 @@ class ImgixEmulator:
 
     # -- request handling (called from server threads) -----------------------------------
     def handle(self, handler: _Handler) -> None:
+        if self.network is not None:
+            time.sleep(self.network.delay_s(first_on_connection=handler.served == 0))
+        handler.served += 1
         parts = urlsplit(handler.path)
         call = Call(
             handler.command,
@@ -411,6 +416,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled session expects
+    served = 0  # requests on this connection (one handler per connection)
     # Headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm meets
     # the client's delayed ACK and every response stalls ~40 ms.
     disable_nagle_algorithm = True

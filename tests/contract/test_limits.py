@@ -48,3 +48,39 @@ def test_the_client_takes_retry_after_when_present(emulator: ImgixEmulator):
 def test_the_listen_backlog_takes_a_burst_of_connections(emulator: ImgixEmulator):
     """Python's default backlog of 5 stalls bursts of new connections ~1 s each."""
     assert emulator._server.request_queue_size >= 128
+
+
+def test_both_readings_of_the_undocumented_window():
+    """The page gives a count per second, not how it is counted: at most 4 in any second
+    (sliding), or 4 per aligned second (fixed), which lets 8 through across an edge."""
+    from localdev.imgix_emulator.limits import RateLimits
+
+    now = [10.9]
+    sliding = RateLimits({"default": (4, 1.0)}, clock=lambda: now[0])
+    fixed = RateLimits({"default": (4, 1.0)}, clock=lambda: now[0], window="fixed")
+
+    def taken(limits: RateLimits) -> int:
+        count = 0
+        for at in (10.90, 10.92, 10.94, 10.96, 11.00, 11.02, 11.04, 11.06):
+            now[0] = at
+            try:
+                limits.take("default")
+                count += 1
+            except Exception:
+                pass
+        return count
+
+    assert (taken(sliding), taken(fixed)) == (4, 8)
+
+
+def test_the_bench_network_delays_arrivals_before_they_are_counted(emulator: ImgixEmulator):
+    """Test machinery: a first request on a connection pays the handshake, later ones
+    only the jitter, and the rate limit counts them as they arrive."""
+    from localdev.imgix_emulator.network import Network
+
+    emulator.network = Network(jitter_s=0.0, handshake_s=0.2)
+    client = ImgixClient(API_KEY, emulator.base_url)
+    client.list_sources()
+    client.list_sources()
+    first, second = emulator.calls_to("list_sources")
+    assert second.at - first.at < 0.15  # the second reused the connection

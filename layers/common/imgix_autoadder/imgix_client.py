@@ -8,6 +8,8 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -25,6 +27,15 @@ TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # imgix documents that a purge of the same URL within 10 s may answer 409 and still
 # succeed (Management API, Purges).
 PURGE_REPEATED = 409
+# A call that must open a new connection reaches imgix later than its pacing slot (TCP and
+# TLS handshakes: two or three round trips), while the next call, on a warm connection,
+# does not: the budget keeps the next slot this much further off. A client that has not
+# completed a call for KEEPALIVE_S may find its connections closed by the server (load
+# balancers commonly keep idle connections 60 s), so its next call counts as cold.
+NEW_CONNECTION_ALLOWANCE_S = 0.3
+KEEPALIVE_S = 30.0
+# A call that missed its slot (see Pacer.on_time) takes a new one, at most this often.
+MAX_MISSED_SLOTS = 3
 
 
 class KeySource(Protocol):
@@ -150,6 +161,7 @@ class ImgixClient:
         self._key: str | None = None
         self._key_lock = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(self.pool_size)
+        self._connections = _Connections()
         self.session = requests.Session()
         adapter = HTTPAdapter(
             max_retries=0, pool_connections=self.pool_size, pool_maxsize=self.pool_size
@@ -333,14 +345,29 @@ class ImgixClient:
         if "json" in kw:
             # requests would label the body application/json; imgix speaks JSON:API.
             kw["data"] = json.dumps(kw.pop("json")).encode()
-        attempt, reauthenticated = 0, False
+        attempt, reauthenticated, missed = 0, False, 0
         while True:
             # imgix counts each endpoint against its own published limit, or the default
             # one; a retry is a request like any other and waits for its own slot.
-            self._pace(pacer or self.pacers.default, operation)
+            # The key first: a read from Secrets Manager between the slot and the send
+            # would make the call reach imgix late, closer to the next caller's slot.
             key = self._current_key(fresh=False, operation=operation)
+            late = NEW_CONNECTION_ALLOWANCE_S if self._connections.cold() else 0.0
+            self._pace(pacer or self.pacers.default, operation, late)
+            paced_by = pacer or self.pacers.default
             try:
-                response = self._send(method, path, params, key, send_headers, kw)
+                response = self._send(
+                    method,
+                    path,
+                    params,
+                    key,
+                    send_headers,
+                    kw,
+                    paced_by if missed < MAX_MISSED_SLOTS else None,
+                )
+            except _MissedSlot:
+                missed += 1  # nothing was sent: the slot is left empty, a new one taken
+                continue
             except requests.RequestException as exc:
                 unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
                     isinstance(exc, requests.ConnectionError)
@@ -380,6 +407,7 @@ class ImgixClient:
         key: str,
         headers: dict[str, str],
         kw: dict[str, Any],
+        pacer: Pacer | None = None,
     ) -> requests.Response:
         if hasattr(kw.get("data"), "seek"):
             kw["data"].seek(0)
@@ -403,7 +431,9 @@ class ImgixClient:
             # requests re-decodes %2E to '.', which turns an encoded '..' segment back
             # into a real one; send the path exactly as encoded.
             prepared.url = self.base_url + path
-        with self._in_flight:
+        with self._in_flight, self._connections.in_use():
+            if pacer is not None and not pacer.on_time():
+                raise _MissedSlot
             # A key that reached another host on a redirect would be a leak: never follow.
             # (max_redirects=0 would instead raise on every 3xx, losing its Location.)
             return self.session.send(
@@ -412,7 +442,7 @@ class ImgixClient:
                 allow_redirects=False,
             )
 
-    def _pace(self, pacer: Pacer, operation: str) -> None:
+    def _pace(self, pacer: Pacer, operation: str, late_s: float = 0.0) -> None:
         max_wait = self.max_pacing_wait_s
         if self.deadline is not None:
             room = self.deadline - time.monotonic() - self.attempt_budget_s
@@ -420,7 +450,7 @@ class ImgixClient:
                 raise OutOfTime(0, "Out of time", "no time left for a request", operation, 1.0)
             max_wait = min(max_wait, room)
         try:
-            pacer.acquire(max_wait)
+            pacer.acquire(max_wait, late_s)
         except SlotTooLate as late:
             raise OutOfTime(
                 0,
@@ -445,6 +475,37 @@ class ImgixClient:
                 0, "Out of time", f"no time left to retry after {wait:.1f} s", operation, wait
             )
         time.sleep(wait)
+
+
+class _MissedSlot(Exception):
+    """The call was ready to go only after its pacing slot had passed."""
+
+
+class _Connections:
+    """Whether the next request will likely open a new connection: none was ever made,
+    or none completed for KEEPALIVE_S. (A second connection for concurrent calls is
+    opened only when calls take longer than the spacing, and then arrive spread out.)"""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._active = 0
+        self._last_done = float("-inf")
+
+    def cold(self) -> bool:
+        with self._lock:
+            return not self._active and self._clock() - self._last_done > KEEPALIVE_S
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        with self._lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._last_done = self._clock()
 
 
 def _short(exc: BaseException) -> str:

@@ -21,7 +21,8 @@ class Pacer(Protocol):
 
     @property
     def interval_s(self) -> float: ...
-    def acquire(self, max_wait_s: float | None = None) -> float: ...
+    def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float: ...
+    def on_time(self) -> bool: ...
     def throttled(self) -> None: ...
 
 
@@ -51,8 +52,13 @@ class RateLimiter:
     def throttled(self) -> None:
         """A 429 despite pacing: in-process pacing has nobody to tell (rate_budget does)."""
 
-    def acquire(self, max_wait_s: float | None = None) -> float:
-        """Block until this caller's slot; return the seconds waited.
+    def on_time(self) -> bool:
+        """In-process pacing keeps PACING_HEADROOM for late calls: always on time."""
+        return True
+
+    def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
+        """Block until this caller's slot; return the seconds waited (`late_s`: as in
+        rate_budget, the next slot is kept that much further off).
 
         With `max_wait_s`, a slot further away than that is not taken: SlotTooLate says
         how long the caller would have had to wait, so it can hand the work back instead.
@@ -65,7 +71,7 @@ class RateLimiter:
             wait = slot - now
             if max_wait_s is not None and wait > max_wait_s:
                 raise SlotTooLate(wait)
-            self._next_slot = slot + self._interval
+            self._next_slot = slot + self._interval + late_s
         if wait > 0:
             self._sleep(wait)
         return wait
