@@ -11,7 +11,6 @@ closes, and prints what the shared rate budget cost in DynamoDB calls.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
 
@@ -34,26 +34,6 @@ class Context:
         return 60_000
 
 
-def sqs_records(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """What the event source mapping hands the function for these received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(m["Body"].encode(), usedforsecurity=False).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
-
-
 def main() -> int:
     import os
 
@@ -61,6 +41,7 @@ def main() -> int:
 
     from imgix_autoadder import runtime
     from localdev.run_local import load_handler
+    from localdev.sqs_source import lambda_sqs_event
 
     pacers: list[Any] = []
     build = runtime.build_pacers
@@ -74,7 +55,9 @@ def main() -> int:
     handler = load_handler("indexer")
     test_event = (ROOT / "events" / "s3-test-event.json").read_text()
     handler.lambda_handler(
-        sqs_records([{"MessageId": "warm", "ReceiptHandle": "w", "Body": test_event}], ""),
+        lambda_sqs_event(
+            [{"MessageId": "warm", "ReceiptHandle": "w", "Body": test_event}], "", REGION
+        ),
         Context(),
     )
     budget_calls_at_start = sum(getattr(p, "aws_calls", 0) for p in pacers)
@@ -120,7 +103,7 @@ def main() -> int:
             received = batches.get(timeout=0.5)
         except queue.Empty:
             continue
-        response = handler.lambda_handler(sqs_records(received, queue_arn), Context())
+        response = handler.lambda_handler(lambda_sqs_event(received, queue_arn, REGION), Context())
         invocations += 1
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         finished.put([m for m in received if m["MessageId"] not in failed])

@@ -12,6 +12,12 @@ Two kinds of item, under partition keys that no S3 bucket name can have (they ho
   imgix call on it (an add or refresh would only repeat what the upload did).
 
 The decisions are the pure functions `is_superseded` and `written_by_upload`.
+
+What the claim cannot order: two router environments uploading two versions of one key
+directly at the same moment, or an older version's upload session whose PUT was already
+made (imgix processes it, closed or not) finishing after a newer direct upload. imgix
+offers no compare-and-set on an upload; both windows are short (the router runs at most 2
+environments; a session re-checks the claim just before its PUT).
 """
 
 from __future__ import annotations

@@ -67,10 +67,12 @@ class SharedRateLimiter:
         self._table = table
         self._key = {"id": {"S": f"{account}#{limit_class}"}}
         self._base_ms = round(1000.0 / (per_second * SPACING_MARGIN)) if per_second > 0 else 0
-        # A call may leave this much after its slot and still keep the window: twice the
-        # slack SPACING_MARGIN puts between two slots. Later, it takes a new slot.
-        exact_ms = 1000.0 / per_second if per_second > 0 else 0.0
-        self._tolerance_ms = max(1, round(2 * (self._base_ms - exact_ms)))
+        # A call may leave this much after its slot and still keep the window: a call late
+        # by L brings the window's n-th next call L closer, and n slots hold n x the slack
+        # SPACING_MARGIN leaves, 5.3% of the window (1 s; refresh: 60 s). Half of it is
+        # kept for jitter. Later than that, the call takes a new slot.
+        window_ms = 1000.0 if per_second >= 1 else 60_000.0
+        self._tolerance_ms = max(1, round(0.5 * (1 / SPACING_MARGIN - 1) * window_ms))
         self._idle_only = idle_only
         self._clock = clock
         self._sleep = sleep
