@@ -53,28 +53,25 @@ NAMES = ("a.jpg", "b c.jpg", "d+e.jpg")
 BODIES = (b"one", b"two", b"three")
 
 KEY = st.integers(0, 3)  # an index into the names the operation can act on (World.eligible)
-OPS = st.one_of(
+# What any bucket allows; a versioned one adds its history operations.
+EVERY_BUCKET_OPS = (
     st.tuples(st.just("put"), KEY, st.sampled_from(BODIES)),
     st.tuples(st.just("meta"), KEY, st.integers(1, 3)),
     st.tuples(st.just("copy"), KEY, st.sampled_from((*NAMES, "outside"))),
     st.tuples(st.just("multipart"), KEY, st.sampled_from(BODIES)),
     st.tuples(st.just("delete"), KEY),
+)
+OPS = st.one_of(
+    *EVERY_BUCKET_OPS,
     st.tuples(st.just("delete_noncurrent"), KEY, st.integers(0, 5)),
     st.tuples(st.just("undelete"), KEY),
     st.tuples(st.just("rollback"), KEY),
     st.tuples(st.just("expire"), KEY),
 )
-
-
 # An existing bucket may be unversioned, and the stack starts watching it late: objects put
 # before (their events never handled), later deleted through EventBridge.
 UNVERSIONED_OPS = st.one_of(
-    st.tuples(st.just("put"), KEY, st.sampled_from(BODIES)),
-    st.tuples(st.just("meta"), KEY, st.integers(1, 3)),
-    st.tuples(st.just("copy"), KEY, st.sampled_from((*NAMES, "outside"))),
-    st.tuples(st.just("multipart"), KEY, st.sampled_from(BODIES)),
-    st.tuples(st.just("delete"), KEY),
-    st.tuples(st.just("unseen_put"), KEY, st.sampled_from(BODIES)),
+    *EVERY_BUCKET_OPS, st.tuples(st.just("unseen_put"), KEY, st.sampled_from(BODIES))
 )
 
 
