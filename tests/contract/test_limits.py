@@ -3,6 +3,8 @@ Retry-After header; the client backs off without one and takes one when present.
 
 from __future__ import annotations
 
+import time
+
 from imgix_autoadder.imgix_client import ImgixClient
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.conftest import API_KEY
@@ -80,7 +82,9 @@ def test_the_bench_network_delays_arrivals_before_they_are_counted(emulator: Img
 
     emulator.network = Network(jitter_s=0.0, handshake_s=0.2)
     client = ImgixClient(API_KEY, emulator.base_url)
+    sent = time.monotonic()
     client.list_sources()
     client.list_sources()
     first, second = emulator.calls_to("list_sources")
+    assert first.at - sent >= 0.2  # counted only once the handshake was over
     assert second.at - first.at < 0.15  # the second reused the connection

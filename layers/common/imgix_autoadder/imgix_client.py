@@ -346,6 +346,7 @@ class ImgixClient:
             # requests would label the body application/json; imgix speaks JSON:API.
             kw["data"] = json.dumps(kw.pop("json")).encode()
         attempt, reauthenticated, missed = 0, False, 0
+        paced_by = pacer or self.pacers.default
         while True:
             # imgix counts each endpoint against its own published limit, or the default
             # one; a retry is a request like any other and waits for its own slot.
@@ -353,8 +354,7 @@ class ImgixClient:
             # would make the call reach imgix late, closer to the next caller's slot.
             key = self._current_key(fresh=False, operation=operation)
             late = NEW_CONNECTION_ALLOWANCE_S if self._connections.cold() else 0.0
-            self._pace(pacer or self.pacers.default, operation, late)
-            paced_by = pacer or self.pacers.default
+            self._pace(paced_by, operation, late)
             try:
                 response = self._send(
                     method,
@@ -390,7 +390,7 @@ class ImgixClient:
             error = _error_from(response, operation)
             if status == 429:
                 # Something outside the budget uses the account: every caller slows down.
-                (pacer or self.pacers.default).throttled()
+                paced_by.throttled()
             if status in TRANSIENT_STATUSES and attempt < self.max_retries:
                 if error.retry_after_s is not None and error.retry_after_s > self.retry_after_max_s:
                     raise error  # imgix asks for longer than a handler should hold a record
@@ -431,16 +431,18 @@ class ImgixClient:
             # requests re-decodes %2E to '.', which turns an encoded '..' segment back
             # into a real one; send the path exactly as encoded.
             prepared.url = self.base_url + path
-        with self._in_flight, self._connections.in_use():
+        with self._in_flight:
             if pacer is not None and not pacer.on_time():
-                raise _MissedSlot
-            # A key that reached another host on a redirect would be a leak: never follow.
-            # (max_redirects=0 would instead raise on every 3xx, losing its Location.)
-            return self.session.send(
-                prepared,
-                timeout=(self.connect_timeout_s, self.read_timeout_s),
-                allow_redirects=False,
-            )
+                raise _MissedSlot  # before in_use: no connection was used
+            with self._connections.in_use():
+                # A key that reached another host on a redirect would be a leak: never
+                # follow. (max_redirects=0 would instead raise on every 3xx, losing its
+                # Location.)
+                return self.session.send(
+                    prepared,
+                    timeout=(self.connect_timeout_s, self.read_timeout_s),
+                    allow_redirects=False,
+                )
 
     def _pace(self, pacer: Pacer, operation: str, late_s: float = 0.0) -> None:
         max_wait = self.max_pacing_wait_s

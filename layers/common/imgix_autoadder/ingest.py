@@ -74,9 +74,7 @@ class IngestRouter:
         if not self._uploader.claim(job):
             # The newer version was uploaded (and may be gone, making this one current
             # again in the ingest bucket): this one is done with, never uploaded.
-            disposition = self._uploader.dispose(
-                job, self._uploader.settings.ingest_disposition, "superseded"
-            )
+            disposition = self._uploader.superseded(job, {})["disposition"]
             self._logger.info(
                 "ingest event skipped",
                 extra={

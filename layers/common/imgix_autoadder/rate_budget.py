@@ -116,6 +116,7 @@ class SharedRateLimiter:
         for _ in range(MAX_TRIES):
             now = self._now_ms()
             latest = now + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
+            self._failed_next_ms = -1  # only this attempt's lost race may answer below
             # The earliest this caller can use a slot: once its write has returned. A slot
             # before that would be sent late, on the heels of the next one.
             soon = now + self._write_ms
@@ -131,7 +132,6 @@ class SharedRateLimiter:
                 return 0.0
             # Neither: the failed write said why (or, without its item, a read does).
             busy_until = self._failed_next_ms if self._failed_next_ms >= 0 else self._read().next_ms
-            self._failed_next_ms = -1
             wait_s = (busy_until - now) / 1000.0
             if busy_until > latest:
                 raise SlotTooLate(wait_s)

@@ -189,10 +189,6 @@ class Uploader:
         )
 
     @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @property
     def sessions(self) -> UploadSessionStore:
         if self._sessions is None:
             raise PermanentUploadError("UPLOAD_SESSIONS_TABLE is not configured")
