@@ -88,13 +88,13 @@ def indexer_setup(endpoint: str, parallel: int, emulator: Any) -> tuple[Any, str
 
     os.environ.update(aws_env(endpoint))
     local = provision("bench-origin", "bench-key", notifications=False)
-    # The handler's clients are made from this session (runtime.aws_session), so that the
+    # The handler's clients are made from this session (wiring.aws_session), so that the
     # bench counts the handler's AWS calls and none of its own.
-    from imgix_autoadder import runtime
+    from imgix_autoadder import wiring
 
     hooked = boto3.Session()
     hooked.events.register("before-call", count_aws_call, unique_id="bench")
-    runtime.aws_session = lambda function: hooked  # type: ignore[assignment]
+    wiring.aws_session = lambda function: hooked  # type: ignore[assignment]
     source_id = emulator.create_source("bench", "bench-origin", subdomains=["bench"])
     os.environ.update(
         {
@@ -238,9 +238,9 @@ mode, url, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s3 = boto3.client("s3")
 started = time.perf_counter()
 if mode == "transfer":
-    from imgix_autoadder.config import load_settings
-    from imgix_autoadder.imgix_client import ImgixClient
-    from imgix_autoadder.uploader import Uploader, UploadJob
+    from imgix_autoadder.core.config import load_settings
+    from imgix_autoadder.imgix.client import ImgixClient
+    from imgix_autoadder.ingest.uploader import Uploader, UploadJob
     settings = load_settings({{"IMGIX_API_KEY_SECRET": "x", "IMGIX_SOURCE_IDS": "a" * 24,
         "UPLOAD_URL_HOST_PATTERN": r"^127\\.0\\.0\\.1$", "UPLOAD_URL_ALLOW_HTTP": "true",
         "UPLOAD_SESSIONS_TABLE": "bench-sessions"}})
@@ -266,7 +266,7 @@ def bench_streaming(size: int) -> dict[str, Any]:
     import boto3
     from boto3.s3.transfer import TransferConfig
 
-    from imgix_autoadder.imgix_client import ImgixClient
+    from imgix_autoadder.imgix.client import ImgixClient
     from localdev.imgix_emulator import ImgixEmulator
     from tests.test_upload_streaming import GeneratedObject
 

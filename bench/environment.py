@@ -39,19 +39,19 @@ def main() -> int:
 
     import boto3
 
-    from imgix_autoadder import runtime
+    from imgix_autoadder import wiring
     from localdev.run_local import load_handler
     from localdev.sqs_source import lambda_sqs_event
 
     pacers: list[Any] = []
-    build = runtime.build_pacers
+    build = wiring.build_pacers
 
     def counted(*args: Any, **kw: Any) -> Any:
         made = build(*args, **kw)
         pacers.extend([made.default, made.refresh, made.upload, made.purge, made.get_asset])
         return made
 
-    runtime.build_pacers = counted  # type: ignore[assignment]
+    wiring.build_pacers = counted  # type: ignore[assignment]
     handler = load_handler("indexer")
     test_event = (ROOT / "events" / "s3-test-event.json").read_text()
     handler.lambda_handler(

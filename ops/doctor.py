@@ -18,10 +18,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.imgix_client import ImgixClient, ImgixError
-from imgix_autoadder.runtime import api_key_source, aws_session
-from imgix_autoadder.sources import Source
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.sources.source_map import Source
+from imgix_autoadder.wiring import api_key_source, aws_session
 from ops import command_parser
 
 PROBE_PATH = "__imgix-autoadder-doctor__/probe-that-does-not-exist.png"

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imgix_autoadder import source_spec
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.imgix_client import ImgixClient, ImgixError
-from imgix_autoadder.runtime import api_key_source, aws_client, aws_session
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.sources import spec
+from imgix_autoadder.wiring import api_key_source, aws_client, aws_session
 from ops import command_parser
 
 
@@ -59,14 +59,14 @@ def deployment_from(args: argparse.Namespace, creating: bool) -> dict[str, Any]:
         deployment["type"] = args.type
     if args.subdomain:
         deployment["imgix_subdomains"] = list(args.subdomain)
-    leaked = sorted(name for name in deployment if source_spec.is_secret(name))
+    leaked = sorted(name for name in deployment if spec.is_secret(name))
     if leaked:
         raise UsageError(
             f"{', '.join(leaked)}: secret fields come only from --credentials-file or "
             "--credentials-secret-id, never from the command line or a deployment file"
         )
     deployment.update(args.credentials)
-    found = source_spec.problems(deployment, creating)
+    found = spec.problems(deployment, creating)
     if found:
         raise UsageError("invalid deployment: " + "; ".join(found))
     return deployment
@@ -86,7 +86,7 @@ def credentials(args: argparse.Namespace, read_secret: Callable[[str], str]) -> 
         found = None
     if not isinstance(found, dict):
         raise UsageError("the credentials must be a JSON object of secret fields")  # no echo
-    unknown = sorted(name for name in found if not source_spec.is_secret(name))
+    unknown = sorted(name for name in found if not spec.is_secret(name))
     if unknown:
         raise UsageError(f"not secret fields (pass them as options): {', '.join(unknown)}")
     return found
@@ -154,7 +154,7 @@ def scrubbed(source: dict[str, Any]) -> dict[str, Any]:
     shown = json.loads(json.dumps(source))
     deployment = shown.get("attributes", {}).get("deployment", {})
     for name in list(deployment):
-        if source_spec.is_secret(name) and not name.endswith("_encrypted"):
+        if spec.is_secret(name) and not name.endswith("_encrypted"):
             deployment.pop(name)
     return dict(shown)
 
@@ -169,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--api-base-url", default="https://api.imgix.com")
     common.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing = commands.add_parser("list", parents=[common])
-    listing.add_argument("--type", choices=source_spec.TYPES)
+    listing.add_argument("--type", choices=spec.TYPES)
     listing.add_argument("--webfolder-base-url")
     listing.add_argument("--sort", choices=("name", "-name", "date_deployed", "-date_deployed",
                                             "enabled", "-enabled"))  # fmt: skip
@@ -181,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
         if name == "update":
             change.add_argument("source_id")
         change.add_argument("--name", required=name == "create")
-        change.add_argument("--type", choices=source_spec.TYPES, required=name == "create")
+        change.add_argument("--type", choices=spec.TYPES, required=name == "create")
         change.add_argument("--subdomain", action="append", help="repeat for several")
         change.add_argument("--enabled", choices=("true", "false"))
         change.add_argument("--set", action="append", metavar="FIELD=VALUE")

@@ -19,8 +19,8 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from imgix_autoadder import runtime
-from imgix_autoadder.imgix_client import ImgixClient
+from imgix_autoadder import wiring
+from imgix_autoadder.imgix.client import ImgixClient
 from localdev.imgix_emulator import ImgixEmulator, S3Origin
 from localdev.provision import EVENTS_QUEUE, LocalStack, provision
 from tests.template_iam import (
@@ -169,7 +169,7 @@ def stack(
     parameters = template_parameters(local, source_id)
     identities = function_identities(parameters)
     state_machine_identity(parameters)
-    monkeypatch.setattr(runtime, "aws_session", lambda function: identities[function])
+    monkeypatch.setattr(wiring, "aws_session", lambda function: identities[function])
     return Stack(emulator, source_id, local, boto3.client("s3"), boto3.client("sqs"), identities)
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
-from imgix_autoadder import runtime
-from imgix_autoadder.api_key import ApiKeyError
-from imgix_autoadder.config import load_settings
+from imgix_autoadder import wiring
+from imgix_autoadder.core.api_key import ApiKeyError
+from imgix_autoadder.core.config import load_settings
 from localdev.provision import EVENTS_DLQ, EVENTS_QUEUE
 from tests.conftest import (
     API_KEY,
@@ -51,7 +51,7 @@ def without(documents: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
 def run_scenario(stack: Stack, monkeypatch: pytest.MonkeyPatch, identity: Any) -> tuple:
     """One batch that needs every permission the indexer has: an add, a put whose object
     is already gone (a HEAD that must say 404), a poison record, and a deferral."""
-    monkeypatch.setattr(runtime, "aws_session", lambda function: identity)
+    monkeypatch.setattr(wiring, "aws_session", lambda function: identity)
     monkeypatch.setenv("IMGIX_DEFAULT_PER_SECOND", "100")  # paced: the shared budget is used
     indexer = load_function("indexer")
     stack.emulator.reset_calls()
@@ -131,11 +131,11 @@ def test_every_function_reads_a_key_encrypted_with_a_customer_managed_key(
     )
 
     allowed = identity_session(f"{function}-cmk", documents)
-    assert runtime.api_key_source(settings, allowed).get() == API_KEY
+    assert wiring.api_key_source(settings, allowed).get() == API_KEY
 
     denied = identity_session(f"{function}-no-kms", without(documents, "DecryptImgixApiKey"))
     with pytest.raises(ApiKeyError, match=r"AccessDenied|KMS"):
-        runtime.api_key_source(settings, denied).get()
+        wiring.api_key_source(settings, denied).get()
 
 
 def test_a_head_of_a_missing_object_is_403_without_list_bucket(stack: Stack):
@@ -164,11 +164,11 @@ def test_every_function_reserves_rate_budget_slots_under_its_own_policy(
 
     settings = load_settings({**stack.local.env("http://127.0.0.1:1", [stack.source_id])})
     identity = stack.identities[function]
-    pacers = runtime.build_pacers(settings, identity)
+    pacers = wiring.build_pacers(settings, identity)
     assert pacers.default.acquire() == 0.0 and pacers.purge.acquire() == 0.0
 
     parameters = template_parameters(stack.local, stack.source_id)
     documents = role_policies(function, parameters, test_resources())
     refused = identity_session(f"{function}-no-budget", without(documents, "SharedRateBudget"))
     with pytest.raises(ClientError, match=r"AccessDenied|not authorized"):
-        runtime.build_pacers(settings, refused).default.acquire()
+        wiring.build_pacers(settings, refused).default.acquire()

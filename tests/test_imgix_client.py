@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from imgix_autoadder.config import ConfigError, load_settings
-from imgix_autoadder.imgix_client import (
+from imgix_autoadder.core.config import ConfigError, load_settings
+from imgix_autoadder.imgix.client import (
     ImgixClient,
     ImgixError,
     ImgixNotFound,
@@ -15,7 +15,7 @@ from imgix_autoadder.imgix_client import (
     Pacers,
     encode_origin_path,
 )
-from imgix_autoadder.sources import Source, SourceError, SourceMap
+from imgix_autoadder.sources.source_map import Source, SourceError, SourceMap
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.conftest import API_KEY
 
@@ -218,7 +218,7 @@ def test_a_call_that_will_open_a_connection_tells_the_pacer(
 ):
     """The first call, and the first after the connections idled past KEEPALIVE_S, may
     pay a handshake before reaching imgix; calls on a warm connection do not."""
-    from imgix_autoadder import imgix_client
+    from imgix_autoadder.imgix import client as imgix_client
 
     source_id = emulator.create_source("s", "b")
     pacer = RecordingPacer()

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from imgix_autoadder import runtime
-from imgix_autoadder.managed_source import FAILED_CREATE_PREFIX
+from imgix_autoadder import wiring
+from imgix_autoadder.sources.manager import FAILED_CREATE_PREFIX
 from localdev.provision import READER_SECRET
 from tests.conftest import ROOT, FakeContext, Stack, load_function
 
@@ -69,7 +69,7 @@ def manager(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
     )["ARN"]
     monkeypatch.setenv("IMGIX_SOURCE_IDS", "0" * 24)  # as the template sets it
     identity = stack.identities["SourceManagerFunction"]
-    monkeypatch.setattr(runtime, "aws_session", lambda function: identity)
+    monkeypatch.setattr(wiring, "aws_session", lambda function: identity)
     module = load_function("source_manager")
     module.secret_arn = arn
     return module

@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
-from imgix_autoadder.pacing import SlotTooLate
-from imgix_autoadder.rate_budget import SPACING_MARGIN, SharedRateLimiter
-from imgix_autoadder.rate_control import BACKOFF, HOLD_MARGIN, HOLD_S, RECOVER_S
+from imgix_autoadder.rate.budget import SPACING_MARGIN, SharedRateLimiter
+from imgix_autoadder.rate.control import BACKOFF, HOLD_MARGIN, HOLD_S, RECOVER_S
+from imgix_autoadder.rate.pacing import SlotTooLate
 from localdev.provision import RATE_BUDGET_TABLE, create_rate_budget_table
 
 

@@ -171,14 +171,14 @@ VALID = {
 @pytest.mark.parametrize("kind", sorted(VALID))
 def test_each_type_needs_exactly_its_required_fields(kind: str):
     """The reference's starred fields, per type, checked before any request."""
-    from imgix_autoadder import source_spec
+    from imgix_autoadder.sources import spec
 
     deployment = {"type": kind, "imgix_subdomains": ["x-demo"], **VALID[kind]}
-    assert source_spec.problems(deployment, creating=True) == []
+    assert spec.problems(deployment, creating=True) == []
     for field in VALID[kind]:
-        found = source_spec.problems({k: v for k, v in deployment.items() if k != field}, True)
+        found = spec.problems({k: v for k, v in deployment.items() if k != field}, True)
         assert found == [f"{field} is required for {kind} Sources"]
     # An update checks only what it changes; a change of type needs the new type's fields.
-    assert source_spec.problems({"cache_ttl_value": 3600}, creating=False) == []
+    assert spec.problems({"cache_ttl_value": 3600}, creating=False) == []
     if VALID[kind]:
-        assert source_spec.problems({"type": kind}, creating=False)
+        assert spec.problems({"type": kind}, creating=False)

@@ -6,14 +6,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from imgix_autoadder.s3_events import ObjectChange
-from imgix_autoadder.state import (
+from imgix_autoadder.indexing.state import (
     KeyState,
     StateStore,
     StateUnavailable,
     Told,
     sortable_sequencer,
 )
+from imgix_autoadder.s3.events import ObjectChange
 from localdev.provision import IDEMPOTENCY_TABLE
 from tests.conftest import (
     BUCKET,

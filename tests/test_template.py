@@ -59,13 +59,13 @@ def test_sqs_visibility_is_at_least_six_times_the_function_timeout():
 
 # -- figures that depend on each other -------------------------------------------------------
 def default_settings() -> Any:
-    from imgix_autoadder.config import load_settings
+    from imgix_autoadder.core.config import load_settings
 
     return load_settings({"IMGIX_API_KEY_SECRET": "s", "IMGIX_SOURCE_IDS": "a" * 24})
 
 
 def test_the_indexer_figures_agree_with_each_other():
-    from imgix_autoadder.config import (
+    from imgix_autoadder.core.config import (
         PACING_HEADROOM,
         PUBLISHED_REFRESH_PER_MINUTE,
         SQS_MAX_DELAY_S,
@@ -89,7 +89,7 @@ def test_the_indexer_figures_agree_with_each_other():
     per_env_per_minute = PUBLISHED_REFRESH_PER_MINUTE * PACING_HEADROOM / (most + 1)
     assert 60 / per_env_per_minute <= SQS_MAX_DELAY_S
     # A batch of 10 keys gets 10 workers: none waits for another's pacing slot.
-    from imgix_autoadder.indexer import Indexer
+    from imgix_autoadder.indexing.indexer import Indexer
 
     assert Indexer.workers_for(settings.max_parallel_requests) >= source["BatchSize"]
 

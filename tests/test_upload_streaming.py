@@ -17,9 +17,9 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.imgix_client import ImgixClient
-from imgix_autoadder.uploader import Uploader, UploadJob
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.ingest.uploader import Uploader, UploadJob
 from localdev.imgix_emulator import ImgixEmulator
 from localdev.moto_server import moto_server as start_moto_server
 

@@ -14,8 +14,8 @@ import pytest
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.events.models import EventPattern
 
-from imgix_autoadder.s3_events import parse_message_body
-from imgix_autoadder.uploader import PermanentUploadError, check_presigned_url
+from imgix_autoadder.ingest.uploader import PermanentUploadError, check_presigned_url
+from imgix_autoadder.s3.events import parse_message_body
 from localdev.lambda_hook import make_invoke
 from localdev.provision import (
     UPLOAD_SESSIONS_TABLE,
@@ -279,7 +279,7 @@ def test_a_transient_failure_is_retried_by_sqs_and_the_rest_of_the_batch_goes_on
     ],
 )
 def test_presigned_url_must_be_https_to_an_s3_host_by_default(url: str, ok: bool):
-    from imgix_autoadder.config import Settings
+    from imgix_autoadder.core.config import Settings
 
     pattern = Settings.upload_url_host_pattern
     if ok:

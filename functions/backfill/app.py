@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.core.observability import make_logger, make_metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from imgix_autoadder.indexer import Indexer
+    from imgix_autoadder.indexing.indexer import Indexer
 
 logger = make_logger()
 metrics = make_metrics()
@@ -27,7 +27,7 @@ settings = load_settings(required=("STATE_TABLE",))
 
 @cache
 def indexer() -> Indexer:
-    from imgix_autoadder.runtime import build_backfill_indexer  # boto3 and friends: first use
+    from imgix_autoadder.wiring import build_backfill_indexer  # boto3 and friends: first use
 
     return build_backfill_indexer(settings, logger)
 
@@ -43,8 +43,8 @@ class PermanentIndexError(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from imgix_autoadder.indexer import Status  # loaded with indexer() anyway
-    from imgix_autoadder.s3_events import ObjectChange
+    from imgix_autoadder.indexing.indexer import Status  # loaded with indexer() anyway
+    from imgix_autoadder.s3.events import ObjectChange
 
     listed = event["object"]
     change = ObjectChange(

@@ -10,13 +10,13 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.core.observability import make_logger, make_metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from imgix_autoadder.sqs_batch import IndexerBatchHandler
+    from imgix_autoadder.indexing.batch import IndexerBatchHandler
 
 logger = make_logger()
 metrics = make_metrics()
@@ -27,7 +27,7 @@ settings = load_settings(
 
 @cache
 def batch_handler() -> IndexerBatchHandler:
-    from imgix_autoadder.runtime import build_indexer_batch  # boto3 and friends: first use
+    from imgix_autoadder.wiring import build_indexer_batch  # boto3 and friends: first use
 
     return build_indexer_batch(settings, logger, metrics)
 

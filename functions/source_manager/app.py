@@ -12,8 +12,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.observability import make_logger
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.core.observability import make_logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -60,7 +60,7 @@ class Responder:
 
 
 def physical_id_of(event: dict[str, Any]) -> str:
-    from imgix_autoadder.managed_source import FAILED_CREATE_PREFIX
+    from imgix_autoadder.sources.manager import FAILED_CREATE_PREFIX
 
     return str(event.get("PhysicalResourceId") or FAILED_CREATE_PREFIX + event["RequestId"])
 
@@ -94,8 +94,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
 
 
 def handle(event: dict[str, Any], deadline: float) -> tuple[str, dict[str, Any], str]:
-    from imgix_autoadder.managed_source import SourceIntent, SourceManager
-    from imgix_autoadder.runtime import aws_client, function_client
+    from imgix_autoadder.sources.manager import SourceIntent, SourceManager
+    from imgix_autoadder.wiring import aws_client, function_client
 
     session, client = function_client(settings, "SourceManagerFunction")
     secrets = aws_client(session, "secretsmanager")

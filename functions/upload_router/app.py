@@ -8,13 +8,13 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.core.observability import make_logger, make_metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from imgix_autoadder.ingest import IngestRouter
+    from imgix_autoadder.ingest.router import IngestRouter
 
 logger = make_logger()
 metrics = make_metrics()
@@ -25,7 +25,7 @@ settings = load_settings(
 
 @cache
 def router() -> IngestRouter:
-    from imgix_autoadder.runtime import build_ingest_router  # boto3 and friends: first use
+    from imgix_autoadder.wiring import build_ingest_router  # boto3 and friends: first use
 
     return build_ingest_router(settings, logger, metrics)
 

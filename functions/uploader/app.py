@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from imgix_autoadder.config import load_settings
-from imgix_autoadder.observability import make_logger, make_metrics
+from imgix_autoadder.core.config import load_settings
+from imgix_autoadder.core.observability import make_logger, make_metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from imgix_autoadder.uploader import Uploader
+    from imgix_autoadder.ingest.uploader import Uploader
 
 logger = make_logger()
 metrics = make_metrics()
@@ -27,7 +27,7 @@ settings = load_settings(required=("UPLOAD_SESSIONS_TABLE", "STATE_TABLE"))
 
 @cache
 def upload_steps() -> Uploader:
-    from imgix_autoadder.runtime import build_uploader  # boto3 and friends: first use
+    from imgix_autoadder.wiring import build_uploader  # boto3 and friends: first use
 
     return build_uploader(settings)
 
@@ -35,7 +35,7 @@ def upload_steps() -> Uploader:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from imgix_autoadder.uploader import UploadJob  # loaded with upload_steps() anyway
+    from imgix_autoadder.ingest.uploader import UploadJob  # loaded with upload_steps() anyway
 
     if event.get("source") == "aws.states":
         # EventBridge: an execution timed out or was aborted, so its Catch never ran.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imgix_autoadder.imgix_client import ImgixAuthError, ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixAuthError, ImgixClient, ImgixError
 from localdev.imgix_emulator import ROUTES, ImgixEmulator
 from tests.contract.conftest import raw
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from imgix_autoadder.imgix_client import ImgixClient
+from imgix_autoadder.imgix.client import ImgixClient
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.conftest import API_KEY
 from tests.contract.conftest import raw

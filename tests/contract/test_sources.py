@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from imgix_autoadder.imgix_client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient, ImgixError
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.contract.conftest import jsonapi, raw
 

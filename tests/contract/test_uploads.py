@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from imgix_autoadder.config import DIRECT_UPLOAD_LIMIT_BYTES
-from imgix_autoadder.imgix_client import ImgixClient, ImgixError
+from imgix_autoadder.core.config import DIRECT_UPLOAD_LIMIT_BYTES
+from imgix_autoadder.imgix.client import ImgixClient, ImgixError
 from localdev.imgix_emulator import (
     ASSET_EDIT,
     DIRECT_UPLOAD_MAX,

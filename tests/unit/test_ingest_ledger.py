@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imgix_autoadder.ingest_ledger import CLOCK_SKEW_MS, Receipt, is_superseded, written_by_upload
-from imgix_autoadder.origin import Current
-from imgix_autoadder.s3_events import sortable_sequencer
+from imgix_autoadder.ingest.ledger import CLOCK_SKEW_MS, Receipt, is_superseded, written_by_upload
+from imgix_autoadder.s3.events import sortable_sequencer
+from imgix_autoadder.s3.origin import Current
 
 MD5 = "0cc175b9c0f1b6a831c399e269772661"
 STARTED = 1_800_000_000_000

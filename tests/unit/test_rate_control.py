@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imgix_autoadder.rate_control import (
+from imgix_autoadder.rate.control import (
     BACKOFF,
     HOLD_MARGIN,
     HOLD_S,

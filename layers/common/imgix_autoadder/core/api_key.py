@@ -7,7 +7,7 @@ import threading
 import unicodedata
 from typing import Any
 
-from imgix_autoadder.observability import redactor
+from imgix_autoadder.core.observability import redactor
 
 SECRET_CACHE_S = 300
 

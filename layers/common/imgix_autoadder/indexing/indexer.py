@@ -21,24 +21,24 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from imgix_autoadder.imgix_client import (
+from imgix_autoadder.imgix.client import (
     ImgixAuthError,
     ImgixClient,
     ImgixError,
     ImgixNotFound,
     OutOfTime,
 )
-from imgix_autoadder.ingest_ledger import Receipt, written_by_upload
-from imgix_autoadder.origin import Current
-from imgix_autoadder.s3_events import (
+from imgix_autoadder.indexing.state import KeyState, StateStore, Told
+from imgix_autoadder.ingest.ledger import Receipt, written_by_upload
+from imgix_autoadder.s3.events import (
     ObjectChange,
     PoisonRecord,
     SubscriptionHandshake,
     parse_message_body,
     sortable_sequencer,
 )
-from imgix_autoadder.sources import SourceMap, Target
-from imgix_autoadder.state import KeyState, StateStore, Told
+from imgix_autoadder.s3.origin import Current
+from imgix_autoadder.sources.source_map import SourceMap, Target
 
 
 class Log(Protocol):

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from imgix_autoadder import source_spec
-from imgix_autoadder.imgix_client import ImgixClient, ImgixNotFound
+from imgix_autoadder.imgix.client import ImgixClient, ImgixNotFound
+from imgix_autoadder.sources import spec
 
 FAILED_CREATE_PREFIX = "imgix-source-not-created-"
 
@@ -109,7 +109,7 @@ class SourceManager:
 
     def create(self, intent: SourceIntent, deadline: float) -> tuple[str, str]:
         deployment = {**intent.deployment(), **self._keys(intent)}
-        found = source_spec.problems(deployment, creating=True)
+        found = spec.problems(deployment, creating=True)
         if found:
             raise ValueError("invalid Source: " + "; ".join(found))
         if self._clock() >= deadline:

@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgix_autoadder.ingest_ledger import Receipt, receipt_key, receipt_of
-from imgix_autoadder.s3_events import ObjectChange, sortable_sequencer
+from imgix_autoadder.ingest.ledger import Receipt, receipt_key, receipt_of
+from imgix_autoadder.s3.events import ObjectChange, sortable_sequencer
 
 TOMBSTONE_TTL_S = 30 * 24 * 3600  # deleted keys are forgotten after 30 days
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum

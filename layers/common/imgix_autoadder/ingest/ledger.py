@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imgix_autoadder.s3_events import sortable_sequencer
+from imgix_autoadder.s3.events import sortable_sequencer
 
 if TYPE_CHECKING:
-    from imgix_autoadder.origin import Current
+    from imgix_autoadder.s3.origin import Current
 
 CLAIM_PARTITION = "ingest#"
 RECEIPT_PARTITION = "upload#"

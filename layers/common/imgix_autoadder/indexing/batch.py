@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from imgix_autoadder.dead_letters import DeadLetterQueue, Redelivery
-from imgix_autoadder.imgix_client import ImgixAuthError, ImgixError
-from imgix_autoadder.indexer import (
+from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
+from imgix_autoadder.imgix.client import ImgixAuthError, ImgixError
+from imgix_autoadder.indexing.indexer import (
     BatchReport,
     Indexer,
     Message,
@@ -27,7 +27,7 @@ from imgix_autoadder.indexer import (
     Status,
     outcome_of,
 )
-from imgix_autoadder.s3_events import misdirected_source
+from imgix_autoadder.s3.events import misdirected_source
 
 METRIC_NAMES = {
     "add": "Added",

@@ -34,8 +34,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgix_autoadder.pacing import SlotTooLate
-from imgix_autoadder.rate_control import Throttle, after_429, interval_ms
+from imgix_autoadder.rate.control import Throttle, after_429, interval_ms
+from imgix_autoadder.rate.pacing import SlotTooLate
 
 SPACING_MARGIN = 0.95  # loopback-steady arrivals: 5% keeps two slots out of one window
 MAX_TRIES = 40

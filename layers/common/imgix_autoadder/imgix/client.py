@@ -17,9 +17,9 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from imgix_autoadder.api_key import ApiKeyError, StaticApiKey
-from imgix_autoadder.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
-from imgix_autoadder.pacing import Pacer, RateLimiter, SlotTooLate
+from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey
+from imgix_autoadder.core.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
+from imgix_autoadder.rate.pacing import Pacer, RateLimiter, SlotTooLate
 
 JSONAPI = "application/vnd.api+json"
 MAX_PAGES = 1000

@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from imgix_autoadder.dead_letters import DeadLetterQueue
-from imgix_autoadder.s3_events import PoisonRecord, SubscriptionHandshake, parse_message_body
-from imgix_autoadder.uploader import PermanentUploadError, TransientUploadError, Uploader
+from imgix_autoadder.core.dead_letters import DeadLetterQueue
+from imgix_autoadder.ingest.uploader import PermanentUploadError, TransientUploadError, Uploader
+from imgix_autoadder.s3.events import PoisonRecord, SubscriptionHandshake, parse_message_body
 
 
 class IngestRouter:

@@ -19,10 +19,10 @@ import requests
 from botocore.exceptions import ClientError
 from requests.adapters import HTTPAdapter
 
-from imgix_autoadder.config import UPLOAD_SESSION_MAX_BYTES, Settings
-from imgix_autoadder.imgix_client import ImgixClient, ImgixError
-from imgix_autoadder.ingest_ledger import IngestLedger, is_superseded
-from imgix_autoadder.s3_events import ObjectChange, PoisonRecord
+from imgix_autoadder.core.config import UPLOAD_SESSION_MAX_BYTES, Settings
+from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.ingest.ledger import IngestLedger, is_superseded
+from imgix_autoadder.s3.events import ObjectChange, PoisonRecord
 
 FAILURE_TAG = "imgix-autoadder-upload"
 SESSION_LIFETIME_S = 8 * 3600  # imgix: "The session and presigned URL will stay open for 8 hours"

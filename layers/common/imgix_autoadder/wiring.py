@@ -15,18 +15,18 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
-from imgix_autoadder.api_key import ApiKeySource
-from imgix_autoadder.config import Settings
-from imgix_autoadder.imgix_client import ImgixClient, KeySource, Pacers
+from imgix_autoadder.core.api_key import ApiKeySource
+from imgix_autoadder.core.config import Settings
+from imgix_autoadder.imgix.client import ImgixClient, KeySource, Pacers
 
 # The builders import their parts themselves, so that the uploader never loads
 # Idempotency and the indexer never loads the uploader.
 if TYPE_CHECKING:
-    from imgix_autoadder.indexer import Indexer
-    from imgix_autoadder.ingest import IngestRouter
-    from imgix_autoadder.sources import SourceMap
-    from imgix_autoadder.sqs_batch import IndexerBatchHandler
-    from imgix_autoadder.uploader import Uploader
+    from imgix_autoadder.indexing.batch import IndexerBatchHandler
+    from imgix_autoadder.indexing.indexer import Indexer
+    from imgix_autoadder.ingest.router import IngestRouter
+    from imgix_autoadder.ingest.uploader import Uploader
+    from imgix_autoadder.sources.source_map import SourceMap
 
 
 def aws_session(function: str) -> boto3.Session:
@@ -68,7 +68,7 @@ def build_pacers(settings: Settings, session: boto3.Session | None = None) -> Pa
             settings.purge_per_second,
             settings.get_asset_per_second,
         )
-    from imgix_autoadder.rate_budget import SharedRateLimiter
+    from imgix_autoadder.rate.budget import SharedRateLimiter
 
     dynamodb = aws_client(session, "dynamodb", max(settings.max_parallel_requests, 2) * 2)
 
@@ -116,7 +116,7 @@ def function_client(settings: Settings, function: str) -> tuple[boto3.Session, I
 
 def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> SourceMap:
     """The configured Sources, read once from the Sources API."""
-    from imgix_autoadder.sources import SourceMap
+    from imgix_autoadder.sources.source_map import SourceMap
 
     sources = SourceMap.load(client, settings.source_ids)
     described = [{"id": s.id, "bucket": s.bucket, "prefix": s.prefix} for s in sources.sources]
@@ -129,11 +129,11 @@ def build_indexer_batch(
 ) -> IndexerBatchHandler:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from imgix_autoadder.dead_letters import DeadLetterQueue, Redelivery
-    from imgix_autoadder.indexer import Indexer
-    from imgix_autoadder.origin import S3Origin
-    from imgix_autoadder.sqs_batch import IndexerBatchHandler
-    from imgix_autoadder.state import StateStore
+    from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
+    from imgix_autoadder.indexing.batch import IndexerBatchHandler
+    from imgix_autoadder.indexing.indexer import Indexer
+    from imgix_autoadder.indexing.state import StateStore
+    from imgix_autoadder.s3.origin import S3Origin
 
     session, client = function_client(settings, "IndexerFunction")
     workers = Indexer.workers_for(settings.max_parallel_requests)
@@ -168,9 +168,9 @@ def build_indexer_batch(
 
 
 def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
-    from imgix_autoadder.indexer import Indexer
-    from imgix_autoadder.origin import S3Origin
-    from imgix_autoadder.state import StateStore
+    from imgix_autoadder.indexing.indexer import Indexer
+    from imgix_autoadder.indexing.state import StateStore
+    from imgix_autoadder.s3.origin import S3Origin
 
     session, client = function_client(settings, "BackfillFunction")
     return Indexer(
@@ -184,8 +184,8 @@ def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
 
 
 def build_uploader(settings: Settings, function: str = "UploaderFunction") -> Uploader:
-    from imgix_autoadder.ingest_ledger import IngestLedger
-    from imgix_autoadder.uploader import Uploader
+    from imgix_autoadder.ingest.ledger import IngestLedger
+    from imgix_autoadder.ingest.uploader import Uploader
 
     session, client = function_client(settings, function)
     dynamodb = aws_client(session, "dynamodb")
@@ -199,8 +199,8 @@ def build_uploader(settings: Settings, function: str = "UploaderFunction") -> Up
 
 
 def build_ingest_router(settings: Settings, logger: Logger, metrics: Metrics) -> IngestRouter:
-    from imgix_autoadder.dead_letters import DeadLetterQueue
-    from imgix_autoadder.ingest import IngestRouter
+    from imgix_autoadder.core.dead_letters import DeadLetterQueue
+    from imgix_autoadder.ingest.router import IngestRouter
 
     session = aws_session("UploadRouterFunction")
     return IngestRouter(

@@ -1,0 +1,1 @@
+"""The one imgix Management API client: endpoints, transport (auth, retries, pacing), errors."""

@@ -1,0 +1,1 @@
+"""Indexing: S3 events turned into the imgix calls that make imgix hold what S3 holds."""

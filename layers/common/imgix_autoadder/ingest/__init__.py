@@ -1,0 +1,1 @@
+"""Ingest: an ingest bucket's objects uploaded to imgix (direct or through upload sessions)."""
