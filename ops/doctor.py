@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgix_autoadder.core.config import load_settings
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError
 from imgix_autoadder.sources.source_map import Source
 from imgix_autoadder.wiring import api_key_source, aws_session
 from ops import command_parser

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from imgix_autoadder.core.config import load_settings
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError
 from imgix_autoadder.sources import spec
 from imgix_autoadder.wiring import api_key_source, aws_client, aws_session
 from ops import command_parser

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from imgix_autoadder.imgix.client import ImgixClient, Pacers
+from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.rate.budget import SPACING_MARGIN
-from imgix_autoadder.rate.pacing import RateLimiter, SlotTooLate
+from imgix_autoadder.rate.pacing import Pacers, RateLimiter, SlotTooLate
 from tests.conftest import (
     API_KEY,
     DOMAINS,

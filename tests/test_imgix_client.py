@@ -7,14 +7,10 @@ import time
 import pytest
 
 from imgix_autoadder.core.config import ConfigError, load_settings
-from imgix_autoadder.imgix.client import (
-    ImgixClient,
-    ImgixError,
-    ImgixNotFound,
-    ImgixTransportError,
-    Pacers,
-    encode_origin_path,
-)
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound, ImgixTransportError
+from imgix_autoadder.imgix.paths import encode_origin_path
+from imgix_autoadder.rate.pacing import Pacers
 from imgix_autoadder.sources.source_map import Source, SourceError, SourceMap
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.conftest import API_KEY
@@ -218,15 +214,15 @@ def test_a_call_that_will_open_a_connection_tells_the_pacer(
 ):
     """The first call, and the first after the connections idled past KEEPALIVE_S, may
     pay a handshake before reaching imgix; calls on a warm connection do not."""
-    from imgix_autoadder.imgix import client as imgix_client
+    from imgix_autoadder.imgix import transport
 
     source_id = emulator.create_source("s", "b")
     pacer = RecordingPacer()
     client = ImgixClient(API_KEY, emulator.base_url, pacers=Pacers(pacer, pacer, pacer, pacer))
     client.get_source(source_id)
     client.get_source(source_id)
-    monkeypatch.setattr(imgix_client, "KEEPALIVE_S", 0.0)
+    monkeypatch.setattr(transport, "KEEPALIVE_S", 0.0)
     time.sleep(0.01)
     client.get_source(source_id)
-    allowance = imgix_client.NEW_CONNECTION_ALLOWANCE_S
+    allowance = transport.NEW_CONNECTION_ALLOWANCE_S
     assert pacer.late == [allowance, 0.0, allowance]

@@ -8,7 +8,8 @@ import boto3
 import pytest
 
 from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey, parse_secret
-from imgix_autoadder.imgix.client import ImgixAuthError, ImgixClient
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixAuthError
 from localdev.imgix_emulator import ALL_PERMISSIONS
 from tests.conftest import Invoke, Stack, failed_ids, notification, queued, s3_record, sqs_event
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError, ImgixNotFound
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound
 from localdev.imgix_emulator import (
     ASSET_BROWSE,
     ASSET_EDIT,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgix_autoadder.imgix.client import ImgixAuthError, ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError
 from localdev.imgix_emulator import ROUTES, ImgixEmulator
 from tests.contract.conftest import raw
 

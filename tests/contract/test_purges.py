@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError
 from localdev.imgix_emulator import ImgixEmulator
 from tests.contract.conftest import jsonapi, raw
 

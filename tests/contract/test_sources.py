@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.contract.conftest import jsonapi, raw
 

@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from imgix_autoadder.core.config import DIRECT_UPLOAD_LIMIT_BYTES
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError
 from localdev.imgix_emulator import (
     ASSET_EDIT,
     DIRECT_UPLOAD_MAX,

@@ -17,7 +17,9 @@ from botocore.config import Config
 
 from imgix_autoadder.core.api_key import ApiKeySource
 from imgix_autoadder.core.config import Settings
-from imgix_autoadder.imgix.client import ImgixClient, KeySource, Pacers
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.transport import KeySource
+from imgix_autoadder.rate.pacing import Pacers
 
 # The builders import their parts themselves, so that the uploader never loads
 # Idempotency and the indexer never loads the uploader.

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
-from imgix_autoadder.imgix.client import ImgixAuthError, ImgixError
+from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError
 from imgix_autoadder.indexing.indexer import (
     BatchReport,
     Indexer,

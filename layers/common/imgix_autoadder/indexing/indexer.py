@@ -21,13 +21,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from imgix_autoadder.imgix.client import (
-    ImgixAuthError,
-    ImgixClient,
-    ImgixError,
-    ImgixNotFound,
-    OutOfTime,
-)
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, ImgixNotFound, OutOfTime
 from imgix_autoadder.indexing.state import KeyState, StateStore, Told
 from imgix_autoadder.ingest.ledger import Receipt, written_by_upload
 from imgix_autoadder.s3.events import (

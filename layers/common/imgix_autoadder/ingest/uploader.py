@@ -20,7 +20,8 @@ from botocore.exceptions import ClientError
 from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.core.config import UPLOAD_SESSION_MAX_BYTES, Settings
-from imgix_autoadder.imgix.client import ImgixClient, ImgixError
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixError
 from imgix_autoadder.ingest.ledger import IngestLedger, is_superseded
 from imgix_autoadder.s3.events import ObjectChange, PoisonRecord
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -75,3 +76,36 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+@dataclass
+class Pacers:
+    """One pacer per published imgix limit class (API Rate Limits): the default, refresh,
+    upload, purge and get asset."""
+
+    default: Pacer
+    refresh: Pacer
+    upload: Pacer
+    purge: Pacer
+    get_asset: Pacer = field(default_factory=lambda: RateLimiter(0))
+
+    @classmethod
+    def unlimited(cls) -> Pacers:
+        return cls(RateLimiter(0), RateLimiter(0), RateLimiter(0), RateLimiter(0))
+
+    @classmethod
+    def per_second(
+        cls,
+        default: float,
+        refresh_per_minute: float,
+        upload: float,
+        purge: float,
+        get_asset: float = 0.0,
+    ) -> Pacers:
+        return cls(
+            RateLimiter(default),
+            RateLimiter(refresh_per_minute / 60.0),
+            RateLimiter(upload),
+            RateLimiter(purge),
+            RateLimiter(get_asset),
+        )

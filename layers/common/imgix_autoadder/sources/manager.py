@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from imgix_autoadder.imgix.client import ImgixClient, ImgixNotFound
+from imgix_autoadder.imgix.client import ImgixClient
+from imgix_autoadder.imgix.errors import ImgixNotFound
 from imgix_autoadder.sources import spec
 
 FAILED_CREATE_PREFIX = "imgix-source-not-created-"

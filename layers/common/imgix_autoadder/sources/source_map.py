@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from imgix_autoadder.imgix.client import encode_origin_path
+from imgix_autoadder.imgix.paths import encode_origin_path
 
 
 class SourceError(ValueError):

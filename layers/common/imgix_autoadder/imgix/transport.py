@@ -1,0 +1,271 @@
+"""How a request reaches imgix: the Bearer key, its pacing slot, retries, deadlines."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey
+from imgix_autoadder.core.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
+from imgix_autoadder.imgix.documents import JSONAPI, body_of
+from imgix_autoadder.imgix.errors import (
+    TRANSIENT_STATUSES,
+    ImgixAuthError,
+    ImgixTransportError,
+    OutOfTime,
+    error_from,
+    short,
+)
+from imgix_autoadder.rate.pacing import Pacer, Pacers, SlotTooLate
+
+# A call that must open a new connection reaches imgix later than its pacing slot (TCP and
+# TLS handshakes: two or three round trips), while the next call, on a warm connection,
+# does not: the budget keeps the next slot this much further off. A client that has not
+# completed a call for KEEPALIVE_S may find its connections closed by the server (load
+# balancers commonly keep idle connections 60 s), so its next call counts as cold.
+NEW_CONNECTION_ALLOWANCE_S = 0.3
+KEEPALIVE_S = 30.0
+# A call that missed its slot (see Pacer.on_time) takes a new one, at most this often.
+MAX_MISSED_SLOTS = 3
+
+
+class KeySource(Protocol):
+    def get(self, fresh: bool = False) -> str: ...
+
+
+@dataclass
+class Transport:
+    """Every call is paced, retried here (each retry takes a pacing slot again), bounded
+    by `deadline` (a time.monotonic() value, set per invocation), and re-reads the key
+    once on a 401, so that a rotated key is picked up without a cold start."""
+
+    api_key: KeySource | str = field(repr=False)
+    base_url: str = "https://api.imgix.com"
+    connect_timeout_s: float = 3.05
+    read_timeout_s: float = 15.0
+    max_retries: int = 5
+    backoff_factor_s: float = 0.5
+    retry_after_max_s: int = 20
+    pool_size: int = 10
+    pacers: Pacers = field(default_factory=Pacers.unlimited)
+    max_pacing_wait_s: float = MAX_PACING_WAIT_S
+    deadline: float | None = None
+    session: requests.Session = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._keys: KeySource = (
+            StaticApiKey(self.api_key) if isinstance(self.api_key, str) else self.api_key
+        )
+        self._key: str | None = None
+        self._key_lock = threading.Lock()
+        self._in_flight = threading.BoundedSemaphore(self.pool_size)
+        self._connections = _Connections()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(
+            max_retries=0, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+        )
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update({"Accept": JSONAPI})
+
+    @property
+    def attempt_budget_s(self) -> float:
+        """The longest one attempt can take."""
+        return self.connect_timeout_s + self.read_timeout_s
+
+    def _current_key(self, fresh: bool, operation: str) -> str:
+        with self._key_lock:
+            if self._key is None or fresh:
+                try:
+                    self._key = self._keys.get(fresh=fresh)
+                except ApiKeyError as exc:
+                    raise ImgixAuthError(0, "API key unavailable", str(exc), operation) from None
+            return self._key
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        pacer: Pacer | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        also_success: tuple[int, ...] = (),
+        resend: bool = True,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        send_headers = {"Content-Type": JSONAPI} if "json" in kw else {}
+        send_headers.update(headers or {})
+        if "json" in kw:
+            # requests would label the body application/json; imgix speaks JSON:API.
+            kw["data"] = json.dumps(kw.pop("json")).encode()
+        attempt, reauthenticated, missed = 0, False, 0
+        paced_by = pacer or self.pacers.default
+        while True:
+            # imgix counts each endpoint against its own published limit, or the default
+            # one; a retry is a request like any other and waits for its own slot.
+            # The key first: a read from Secrets Manager between the slot and the send
+            # would make the call reach imgix late, closer to the next caller's slot.
+            key = self._current_key(fresh=False, operation=operation)
+            late = NEW_CONNECTION_ALLOWANCE_S if self._connections.cold() else 0.0
+            self._pace(paced_by, operation, late)
+            try:
+                response = self._send(
+                    method,
+                    path,
+                    params,
+                    key,
+                    send_headers,
+                    kw,
+                    paced_by if missed < MAX_MISSED_SLOTS else None,
+                )
+            except _MissedSlot:
+                missed += 1  # nothing was sent: the slot is left empty, a new one taken
+                continue
+            except requests.RequestException as exc:
+                unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
+                    isinstance(exc, requests.ConnectionError)
+                    and not isinstance(exc, requests.exceptions.ReadTimeout)
+                    and "RemoteDisconnected" not in repr(exc)
+                )
+                if attempt < self.max_retries and (resend or unsent):
+                    self._back_off(attempt, None, operation)
+                    attempt += 1
+                    continue
+                raise ImgixTransportError(0, type(exc).__name__, short(exc), operation) from None
+            status = response.status_code
+            if status == 401 and not reauthenticated:
+                # The key may have been rotated: read it again, past the cache, once.
+                reauthenticated = True
+                self._current_key(fresh=True, operation=operation)
+                continue
+            if status < 300 or status in also_success:
+                return body_of(response)
+            error = error_from(response, operation)
+            if status == 429:
+                # Something outside the budget uses the account: every caller slows down.
+                paced_by.throttled()
+            if status in TRANSIENT_STATUSES and attempt < self.max_retries:
+                if error.retry_after_s is not None and error.retry_after_s > self.retry_after_max_s:
+                    raise error  # imgix asks for longer than a handler should hold a record
+                self._back_off(attempt, error.retry_after_s, operation)
+                attempt += 1
+                continue
+            raise error
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        key: str,
+        headers: dict[str, str],
+        kw: dict[str, Any],
+        pacer: Pacer | None = None,
+    ) -> requests.Response:
+        if hasattr(kw.get("data"), "seek"):
+            kw["data"].seek(0)
+        request = requests.Request(
+            method,
+            self.base_url + path,
+            headers={**headers, "Authorization": f"Bearer {key}"},
+            params=params,
+            **kw,
+        )
+        try:
+            prepared = self.session.prepare_request(request)
+        except ValueError:
+            prepared = None  # raised below, outside this block, so no context is chained
+        if prepared is None:
+            # requests' InvalidHeader text would hold the whole header, key included.
+            raise ImgixAuthError(
+                0, "API key unusable", "the key cannot travel in an HTTP header", "prepare"
+            )
+        if not params:
+            # requests re-decodes %2E to '.', which turns an encoded '..' segment back
+            # into a real one; send the path exactly as encoded.
+            prepared.url = self.base_url + path
+        with self._in_flight:
+            if pacer is not None and not pacer.on_time():
+                raise _MissedSlot  # before in_use: no connection was used
+            with self._connections.in_use():
+                # A key that reached another host on a redirect would be a leak: never
+                # follow. (max_redirects=0 would instead raise on every 3xx, losing its
+                # Location.)
+                return self.session.send(
+                    prepared,
+                    timeout=(self.connect_timeout_s, self.read_timeout_s),
+                    allow_redirects=False,
+                )
+
+    def _pace(self, pacer: Pacer, operation: str, late_s: float = 0.0) -> None:
+        max_wait = self.max_pacing_wait_s
+        if self.deadline is not None:
+            room = self.deadline - time.monotonic() - self.attempt_budget_s
+            if room < 0:
+                raise OutOfTime(0, "Out of time", "no time left for a request", operation, 1.0)
+            max_wait = min(max_wait, room)
+        try:
+            pacer.acquire(max_wait, late_s)
+        except SlotTooLate as late:
+            raise OutOfTime(
+                0,
+                "Out of time",
+                f"next {operation} slot is {late.wait_s:.1f} s away",
+                operation,
+                late.wait_s,
+            ) from None
+        except Exception as exc:  # the shared budget's table unreachable or refused
+            raise ImgixTransportError(0, "Rate budget unavailable", short(exc), operation) from None
+
+    def _back_off(self, attempt: int, retry_after_s: float | None, operation: str) -> None:
+        """Full jitter, as AWS advises; imgix's Retry-After wins when it sends one."""
+        cap = min(BACKOFF_MAX_S, self.backoff_factor_s * 2**attempt)
+        wait = retry_after_s if retry_after_s is not None else random.uniform(0, cap)
+        if self.deadline is not None and (
+            time.monotonic() + wait + self.attempt_budget_s > self.deadline
+        ):
+            raise OutOfTime(
+                0, "Out of time", f"no time left to retry after {wait:.1f} s", operation, wait
+            )
+        time.sleep(wait)
+
+
+class _MissedSlot(Exception):
+    """The call was ready to go only after its pacing slot had passed."""
+
+
+class _Connections:
+    """Whether the next request will likely open a new connection: none was ever made,
+    or none completed for KEEPALIVE_S. (A second connection for concurrent calls is
+    opened only when calls take longer than the spacing, and then arrive spread out.)"""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._active = 0
+        self._last_done = float("-inf")
+
+    def cold(self) -> bool:
+        with self._lock:
+            return not self._active and self._clock() - self._last_done > KEEPALIVE_S
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        with self._lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._last_done = self._clock()
