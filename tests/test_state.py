@@ -6,13 +6,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from imgix_autoadder.indexing.state import (
-    KeyState,
-    StateStore,
-    StateUnavailable,
-    Told,
-    sortable_sequencer,
-)
+from imgix_autoadder.indexing.key_state import KeyState, Told
+from imgix_autoadder.indexing.state import StateStore, StateUnavailable, sortable_sequencer
 from imgix_autoadder.s3.events import ObjectChange
 from localdev.provision import IDEMPOTENCY_TABLE
 from tests.conftest import (

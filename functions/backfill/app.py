@@ -43,7 +43,7 @@ class PermanentIndexError(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from imgix_autoadder.indexing.indexer import Status  # loaded with indexer() anyway
+    from imgix_autoadder.indexing.results import Status  # loaded with indexer() anyway
     from imgix_autoadder.s3.events import ObjectChange
 
     listed = event["object"]

@@ -19,14 +19,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
 from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError
-from imgix_autoadder.indexing.indexer import (
-    BatchReport,
-    Indexer,
-    Message,
-    Result,
-    Status,
-    outcome_of,
-)
+from imgix_autoadder.indexing.indexer import Indexer
+from imgix_autoadder.indexing.results import BatchReport, Message, Result, Status, outcome_of
 from imgix_autoadder.s3.events import misdirected_source
 
 METRIC_NAMES = {

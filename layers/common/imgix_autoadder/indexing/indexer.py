@@ -8,11 +8,9 @@ Each message then gets one outcome: done, skipped, poison (DLQ with reason) or r
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -22,15 +20,25 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from imgix_autoadder.imgix.client import ImgixClient
-from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, ImgixNotFound, OutOfTime
-from imgix_autoadder.indexing.state import KeyState, StateStore, Told
+from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound
+from imgix_autoadder.indexing.decide import Lookups, decide, is_stale
+from imgix_autoadder.indexing.key_state import KeyState
+from imgix_autoadder.indexing.results import (
+    IN_PROGRESS_DELAY_S,
+    Action,
+    BatchReport,
+    Message,
+    Result,
+    Status,
+    outcome_of,
+)
+from imgix_autoadder.indexing.state import StateStore
 from imgix_autoadder.ingest.ledger import Receipt, written_by_upload
 from imgix_autoadder.s3.events import (
     ObjectChange,
     PoisonRecord,
     SubscriptionHandshake,
     parse_message_body,
-    sortable_sequencer,
 )
 from imgix_autoadder.s3.origin import Current
 from imgix_autoadder.sources.source_map import SourceMap, Target
@@ -47,73 +55,9 @@ class Origin(Protocol):
     def has_history(self, bucket: str, key: str) -> bool: ...
 
 
-# A record held back by a refused key, or by imgix's rate limits, comes back after this.
-AUTH_RETRY_DELAY_S = 60.0
-RATE_LIMITED_DELAY_S = 30.0
-IN_PROGRESS_DELAY_S = 5.0
 # Keys of one SQS batch handled at once: waits for a pacing slot hold a worker, never an
 # imgix connection, so an add is never queued behind a refresh that waits for its slot.
 BATCH_WORKERS = 10
-
-
-class Status(StrEnum):
-    DONE = "done"
-    SKIPPED = "skipped"
-    DEFER = "defer"  # handed back to the queue with a delay, without spending a receive
-    POISON = "poison"  # no retry can help: to the DLQ with the reason
-    RETRY = "retry"  # transient: report as a batch item failure
-
-    @property
-    def severity(self) -> int:
-        order = [Status.SKIPPED, Status.DONE, Status.DEFER, Status.POISON, Status.RETRY]
-        return order.index(self)
-
-
-class Action(StrEnum):
-    ADD = "add"
-    REFRESH = "refresh"
-    PURGE = "purge"
-    NONE = "none"
-
-
-@dataclass(frozen=True)
-class Message:
-    message_id: str
-    body: str
-
-
-@dataclass
-class Result:
-    status: Status
-    reason: str = ""
-    api_ms: list[float] = field(default_factory=list)
-    delay_s: float = 0.0  # DEFER: when to try again
-    key_rejected: bool = False  # imgix refused the API key, even freshly read
-
-
-def outcome_of(exc: ImgixError) -> Result:
-    """What becomes of a record whose imgix call failed: every answer has one outcome."""
-    reason = str(exc)
-    if isinstance(exc, OutOfTime):
-        return Result(Status.DEFER, reason, delay_s=exc.retry_after_s or 1.0)
-    if isinstance(exc, ImgixAuthError):
-        # A rotation in progress or a revoked key: wait for the operator, lose nothing.
-        return Result(Status.DEFER, reason, delay_s=AUTH_RETRY_DELAY_S, key_rejected=True)
-    if exc.status == 429 or (exc.transient and exc.retry_after_s is not None):
-        return Result(Status.DEFER, reason, delay_s=exc.retry_after_s or RATE_LIMITED_DELAY_S)
-    return Result(Status.RETRY if exc.transient else Status.POISON, reason)
-
-
-@dataclass
-class BatchReport:
-    results: dict[str, Result] = field(default_factory=dict)
-    counts: Counter[str] = field(default_factory=Counter)
-    api_latency_ms: list[float] = field(default_factory=list)
-
-    def merge(self, message_id: str, result: Result) -> None:
-        current = self.results.get(message_id)
-        if current is None or result.status.severity > current.status.severity:
-            self.results[message_id] = result
 
 
 @dataclass
@@ -291,7 +235,7 @@ class Indexer:
     def _apply_safely(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
         try:
             latest = work.latest
-            if known is not None and known.is_newer_or_same(latest):
+            if is_stale(known, latest):
                 # The common no-op (redelivery, older event) costs no lock and no write.
                 return Result(Status.SKIPPED, "stale or duplicate event (sequencer)"), Action.NONE
             if self._apply_once is None or not latest.sequencer:
@@ -332,72 +276,37 @@ class Indexer:
         }
 
     def _apply(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
-        """Make imgix hold what S3 holds now, whatever the event said.
+        """Ask S3 what it holds now, decide (decide.py), make the calls, record the state.
 
         `known`: the key's state as read before it was handled (one read for the batch).
         A concurrent writer can only have moved it forward since; the conditional write in
         StateStore.record keeps the newest, and Idempotency keeps one event to one call.
         """
         latest = work.latest
-        known = known or KeyState(sequencer="")
         now = self._origin.current(work.bucket, work.key)
-        seen = replace(known, s3_present=now.exists, s3_etag=now.etag, s3_version=now.version_id)
-        if now.exists:
-            if known.holds(now.etag, now.fingerprint):
-                self._state.record(latest, seen)
-                self._consume_receipts(work, work.uploaded_targets(now))
-                return Result(Status.SKIPPED, "imgix holds the current object"), Action.NONE
-            told = replace(
-                seen,
-                told=Told.INDEXED,
-                told_etag=now.etag,
-                told_fingerprint=now.fingerprint,
-                told_version=now.version_id,
-                told_sequencer=sortable_sequencer(latest.sequencer),
-            )
-            uploaded = work.uploaded_targets(now)
-            pending = [t for t in work.targets if t not in uploaded]
-            if not pending:
-                self._state.record(latest, told)
-                self._consume_receipts(work, uploaded)
-                return Result(
-                    Status.SKIPPED, "imgix wrote this object (ingest upload)"
-                ), Action.NONE
-            calls = self._index_actions(work, pending, known, now)
-        else:
-            if known.told is Told.NOTHING and (
-                not latest.removed or (work.ambiguous and self._never_held(work, latest))
-            ):
-                # Created and already gone (its own delete event purges it), or the reading
-                # of an EventBridge key that S3 has never held.
-                self._state.record(latest, seen)
-                return Result(Status.SKIPPED, "not in S3, and imgix was told nothing"), Action.NONE
-            if known.purged_since(now.version_id, latest):
-                self._state.record(latest, seen)
-                return Result(Status.SKIPPED, "already purged"), Action.NONE
-            told = replace(
-                seen,
-                told=Told.PURGED,
-                told_etag="",
-                told_fingerprint="",
-                told_version=now.version_id,
-                told_sequencer=sortable_sequencer(latest.sequencer),
-            )
-            calls = [(t, Action.PURGE) for t in work.targets]
-
+        lookups = Lookups(
+            is_first_version=lambda: self._origin.is_first_version(
+                work.bucket, work.key, now.version_id
+            ),
+            never_held=lambda: self._never_held(work, latest),
+            has_asset=lambda t: self._client.has_asset(t.source.id, t.origin_path),
+        )
+        uploaded = work.uploaded_targets(now) if now.exists else []
+        decision = decide(latest, known, now, work.targets, uploaded, work.ambiguous, lookups)
         api_ms: list[float] = []
         try:
-            for target, action in calls:
+            for target, action in decision.calls:
                 api_ms.append(self._call(action, target))
         except ImgixNotFound as exc:
             if not now.exists:
                 raise
             return self._not_found(work, exc), Action.NONE
-        self._state.record(latest, told)
+        self._state.record(latest, decision.state)
         if now.exists:
-            self._consume_receipts(work, work.uploaded_targets(now))
-        action = calls[0][1]
-        return Result(Status.DONE, action.value, api_ms), action
+            self._consume_receipts(work, uploaded)
+        if not decision.calls:
+            return Result(Status.SKIPPED, decision.reason), Action.NONE
+        return Result(Status.DONE, decision.action.value, api_ms), decision.action
 
     def _never_held(self, work: _KeyWork, latest: ObjectChange) -> bool:
         """S3 says this reading of an EventBridge key was never an object. Only a versioned
@@ -412,23 +321,6 @@ class Indexer:
         for target in uploaded:
             pair = (target.source.id, target.origin_path)
             self._state.consume_receipt(*pair, work.receipts[pair])
-
-    def _index_actions(
-        self, work: _KeyWork, targets: list[Target], known: KeyState, now: Current
-    ) -> list[tuple[Target, Action]]:
-        """add only when imgix cannot hold older bytes for the key: refresh otherwise, since
-        imgix's add does not reprocess an asset it already has. S3's answer holds for every
-        Source of the key, so it is asked once; only imgix is asked per Source."""
-        if known.told is not Told.NOTHING:
-            return [(t, Action.REFRESH) for t in targets]
-        first = self._origin.is_first_version(work.bucket, work.key, now.version_id)
-        actions = []
-        for target in targets:
-            is_new = first
-            if is_new is None:  # an unversioned bucket cannot say: ask imgix what it holds
-                is_new = not self._client.has_asset(target.source.id, target.origin_path)
-            actions.append((target, Action.ADD if is_new else Action.REFRESH))
-        return actions
 
     def _not_found(self, work: _KeyWork, exc: ImgixNotFound) -> Result:
         """A 404 on add or refresh. Nothing is recorded: imgix was told nothing."""
