@@ -73,7 +73,7 @@ def count_aws_call(model: Any, **_: Any) -> None:
 
 def set_up_only_batch() -> dict[str, Any]:
     """An SQS batch for a bucket no Source serves: the indexer sets up and calls nothing."""
-    from tests.conftest import notification, s3_record, sqs_event
+    from tests.harness.events import notification, s3_record, sqs_event
 
     outside = s3_record("ObjectCreated:Put", "x.jpg", "e", bucket="not-a-source-bucket")
     return sqs_event(notification(outside))
@@ -84,7 +84,7 @@ def indexer_setup(endpoint: str, parallel: int, emulator: Any) -> tuple[Any, str
 
     from localdev.provision import provision
     from localdev.run_local import load_handler
-    from tests.conftest import TEST_CLIENT_ENV
+    from tests.harness.world import TEST_CLIENT_ENV
 
     os.environ.update(aws_env(endpoint))
     local = provision("bench-origin", "bench-key", notifications=False)
@@ -116,7 +116,7 @@ def bench_calls_per_event(keys: int, rounds: int) -> dict[str, Any]:
     import random
 
     from localdev.imgix_emulator import ImgixEmulator, S3Origin
-    from tests.conftest import notification, s3_record, sqs_event
+    from tests.harness.events import notification, s3_record, sqs_event
 
     rng = random.Random(3)
     with moto_server() as endpoint, ImgixEmulator(api_key="bench-key", rate_limits=None) as emu:
@@ -240,7 +240,8 @@ started = time.perf_counter()
 if mode == "transfer":
     from imgix_autoadder.core.config import load_settings
     from imgix_autoadder.imgix.client import ImgixClient
-    from imgix_autoadder.ingest.uploader import Uploader, UploadJob
+    from imgix_autoadder.ingest.uploader import Uploader
+    from imgix_autoadder.ingest.job import UploadJob
     settings = load_settings({{"IMGIX_API_KEY_SECRET": "x", "IMGIX_SOURCE_IDS": "a" * 24,
         "UPLOAD_URL_HOST_PATTERN": r"^127\\.0\\.0\\.1$", "UPLOAD_URL_ALLOW_HTTP": "true",
         "UPLOAD_SESSIONS_TABLE": "bench-sessions"}})

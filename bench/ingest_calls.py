@@ -32,7 +32,8 @@ def bench_ingest_calls(direct_files: int, session_files: int) -> dict[str, Any]:
     from localdev.imgix_emulator import ImgixEmulator, S3Origin
     from localdev.provision import provision, provision_ingest
     from localdev.run_local import MOTO_CONFIG, LocalContext, load_handler
-    from tests.conftest import TEST_CLIENT_ENV, notification, s3_record, sqs_event
+    from tests.harness.events import notification, s3_record, sqs_event
+    from tests.harness.world import TEST_CLIENT_ENV
 
     saved = dict(os.environ)
     os.environ.update(

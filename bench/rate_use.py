@@ -75,7 +75,7 @@ def prepare(operation: str, events: int, state_table: str) -> list[str]:
     """Objects in the bucket as each operation needs them; the event bodies S3 sends."""
     import boto3
 
-    from tests.conftest import notification, s3_record
+    from tests.harness.events import notification, s3_record
 
     s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
     bodies = []

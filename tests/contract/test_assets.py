@@ -17,8 +17,9 @@ from localdev.imgix_emulator import (
     SOURCES,
     ImgixEmulator,
 )
-from tests.conftest import API_KEY
-from tests.contract.conftest import BUCKET, raw
+from tests.harness.raw_http import CONTRACT_BUCKET as BUCKET
+from tests.harness.raw_http import raw
+from tests.harness.world import API_KEY
 
 # Attributes an asset document may carry: the documented ones only, never bookkeeping.
 DOCUMENTED = {

@@ -7,7 +7,7 @@ import pytest
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError
 from localdev.imgix_emulator import ROUTES, ImgixEmulator
-from tests.contract.conftest import raw
+from tests.harness.raw_http import raw
 
 ERROR_FIELDS = {"detail", "id", "status", "title"}
 

@@ -7,8 +7,8 @@ import time
 
 from imgix_autoadder.imgix.client import ImgixClient
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
-from tests.conftest import API_KEY
-from tests.contract.conftest import raw
+from tests.harness.raw_http import raw
+from tests.harness.world import API_KEY
 
 
 def test_the_published_limits():

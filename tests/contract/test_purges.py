@@ -7,7 +7,7 @@ import pytest
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
 from localdev.imgix_emulator import ImgixEmulator
-from tests.contract.conftest import jsonapi, raw
+from tests.harness.raw_http import jsonapi, raw
 
 
 def test_a_purge_answers_with_a_purge_id(emulator: ImgixEmulator, source_id: str):

@@ -10,7 +10,7 @@ import pytest
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
-from tests.contract.conftest import jsonapi, raw
+from tests.harness.raw_http import jsonapi, raw
 
 # The starred ("*Required for Source creation") fields of each type, with valid values.
 VALID = {

@@ -18,8 +18,9 @@ from localdev.imgix_emulator import (
     SOURCES,
     ImgixEmulator,
 )
-from tests.conftest import API_KEY
-from tests.contract.conftest import BUCKET, raw
+from tests.harness.raw_http import CONTRACT_BUCKET as BUCKET
+from tests.harness.raw_http import raw
+from tests.harness.world import API_KEY
 
 
 def test_30mb_is_read_as_30_000_000_bytes_by_both_sides():

@@ -35,7 +35,7 @@ def aws_session(function: str) -> boto3.Session:
     """The AWS credentials of `function` (its logical id in template.yaml).
 
     In Lambda: the execution role's, from the environment. Tests replace this to run each
-    function with exactly the permissions template.yaml grants it (tests/template_iam.py).
+    function with exactly the permissions template.yaml grants it (tests/harness/template_iam.py).
     """
     return boto3.Session()
 

@@ -96,7 +96,7 @@ class Settings:
     def call_budget_s(self) -> float:
         """Worst case of one imgix call with every retry: each attempt at its timeouts, each
         wait at the longer of its backoff cap and the Retry-After it honours, plus a pacing
-        wait. Step Functions task timeouts must cover it (tests/test_template.py checks)."""
+        wait. Step Functions task timeouts must cover it (tests/infra/test_template.py checks)."""
         attempts = self.max_retries + 1
         waits = sum(
             max(min(BACKOFF_MAX_S, self.backoff_factor_s * 2**i), float(self.retry_after_max_s))

@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imgix_autoadder.core.dead_letters import DeadLetterQueue
-from imgix_autoadder.ingest.uploader import PermanentUploadError, TransientUploadError, Uploader
+from imgix_autoadder.ingest.job import PermanentUploadError, TransientUploadError
+from imgix_autoadder.ingest.uploader import Uploader
 from imgix_autoadder.s3.events import PoisonRecord, SubscriptionHandshake, parse_message_body
 
 

@@ -7,164 +7,35 @@ time-bound and catch each one (statemachine/upload_session.asl.json).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from botocore.exceptions import ClientError
-from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.core.config import UPLOAD_SESSION_MAX_BYTES, Settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
+from imgix_autoadder.ingest.job import (
+    PermanentUploadError,
+    TransientUploadError,
+    UploadJob,
+    UploadSuperseded,
+)
 from imgix_autoadder.ingest.ledger import IngestLedger, is_superseded
+from imgix_autoadder.ingest.session_store import UploadSessionStore
+from imgix_autoadder.ingest.streaming import (
+    SizedStream,
+    check_presigned_url,
+    s3_error_summary,
+    streaming_session,
+)
 from imgix_autoadder.s3.events import ObjectChange, PoisonRecord
 
 FAILURE_TAG = "imgix-autoadder-upload"
-SESSION_LIFETIME_S = 8 * 3600  # imgix: "The session and presigned URL will stay open for 8 hours"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"  # S3's own default for an object
-
-
-class TransientUploadError(Exception):
-    """Worth retrying (Step Functions Retry matches this name)."""
-
-
-class PermanentUploadError(Exception):
-    """No retry can help: the execution goes to RecordFailure."""
-
-
-class UploadSuperseded(PermanentUploadError):
-    """A newer version of the ingest key was uploaded or started: this one never will be
-    (the execution goes to RecordSuperseded and succeeds; it is not a failure)."""
-
-
-@dataclass(frozen=True)
-class UploadJob:
-    bucket: str
-    key: str
-    version_id: str
-    etag: str
-    size: int
-    source_id: str
-    origin_path: str
-    sequencer: str = ""  # the ingest event's: orders the versions of one key
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UploadJob:
-        # An execution started before `sequencer` existed has none: S3 alone orders it.
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
-
-    def execution_name(self, sequencer: str) -> str:
-        """The same S3 event always yields the same name, so a duplicate starts nothing."""
-        identity = "\n".join([self.bucket, self.key, self.version_id, self.etag, sequencer])
-        return "upload-" + hashlib.sha256(identity.encode()).hexdigest()[:64]
-
-
-def check_presigned_url(url: str, host_pattern: str, allow_http: bool) -> None:
-    """Object bytes go only to the storage host imgix is expected to hand out."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
-        raise PermanentUploadError(f"presigned URL scheme {parts.scheme!r} is not https")
-    if not parts.hostname or not re.match(host_pattern, parts.hostname):
-        raise PermanentUploadError(f"presigned URL host {parts.hostname!r} is not expected")
-
-
-class SizedStream(io.RawIOBase):
-    """A read-only view of a stream with a declared length.
-
-    requests sends a body that has a length with Content-Length (not chunked) and reads
-    it in small blocks, so memory stays constant whatever the object's size. The count
-    of bytes that actually passed is kept to verify the size afterwards.
-    """
-
-    def __init__(self, stream: Any, length: int) -> None:
-        super().__init__()
-        self._stream = stream
-        self._length = length
-        self.passed = 0
-
-    def __len__(self) -> int:
-        return self._length
-
-    def readable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        # requests sizes a body as len() - tell(); RawIOBase.tell() would raise, and
-        # requests would then fall back to chunked encoding, which presigned PUTs refuse.
-        return self.passed
-
-    def read(self, size: int | None = -1) -> bytes:
-        remaining = self._length - self.passed
-        if remaining <= 0:
-            return b""
-        want = remaining if size is None or size < 0 else min(size, remaining)
-        chunk: bytes = self._stream.read(want)
-        self.passed += len(chunk)
-        return chunk
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
-class _LargeBlockAdapter(HTTPAdapter):
-    """http.client reads a streamed body in `blocksize` pieces (16 KiB by default); 1 MiB
-    pieces cut the per-block overhead of a multi-GB PUT while memory stays bounded."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["blocksize"] = 1 << 20
-        super().init_poolmanager(*args, **kwargs)
-
-
-def _storage_session() -> requests.Session:
-    session = requests.Session()
-    session.mount("https://", _LargeBlockAdapter())
-    session.mount("http://", _LargeBlockAdapter())
-    return session
-
-
-def s3_error_summary(body: str) -> str:
-    """S3's error Code and Message only: a SignatureDoesNotMatch body also carries the
-    signature and the string to sign, which must not reach a log or an execution history."""
-    code = re.search(r"<Code>([^<]{0,100})</Code>", body)
-    message = re.search(r"<Message>([^<]{0,200})</Message>", body)
-    if code or message:
-        return f"{code.group(1) if code else ''} {message.group(1) if message else ''}".strip()
-    return "(no S3 error document)"
-
-
-class UploadSessionStore:
-    """The presigned URL of each open session, kept out of Step Functions: execution input,
-    output and history hold only the session id, and the URL's signature stays here."""
-
-    def __init__(self, dynamodb: Any, table: str) -> None:
-        self._ddb = dynamodb
-        self._table = table
-
-    def put(self, session_id: str, url: str) -> None:
-        expires = int(time.time()) + SESSION_LIFETIME_S
-        self._ddb.put_item(
-            TableName=self._table,
-            Item={"id": {"S": session_id}, "url": {"S": url}, "expires_at": {"N": str(expires)}},
-        )
-
-    def url(self, session_id: str) -> str:
-        item = self._ddb.get_item(
-            TableName=self._table, Key={"id": {"S": session_id}}, ConsistentRead=True
-        ).get("Item")
-        if not item:
-            raise PermanentUploadError(f"no presigned URL stored for session {session_id}")
-        return str(item["url"]["S"])
-
-    def forget(self, session_id: str) -> None:
-        self._ddb.delete_item(TableName=self._table, Key={"id": {"S": session_id}})
 
 
 class Uploader:
@@ -182,7 +53,7 @@ class Uploader:
         self._settings = settings
         self._ledger = ledger
         # Never the imgix client's session: the presigned URL must not see the API key.
-        self._storage = storage_session or _storage_session()
+        self._storage = storage_session or streaming_session()
         self._sessions = (
             UploadSessionStore(session_store, settings.upload_sessions_table)
             if session_store is not None

@@ -18,7 +18,7 @@ import pytest
 from imgix_autoadder import wiring
 from imgix_autoadder.sources.manager import FAILED_CREATE_PREFIX
 from localdev.provision import READER_SECRET
-from tests.conftest import ROOT, FakeContext, Stack, load_function
+from tests.harness.world import ROOT, FakeContext, Stack, load_function
 
 READER_KEY = {"s3_access_key": "AKIAREADER", "s3_secret_key": "reader-secret-do-not-print"}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from localdev.imgix_emulator import ALL_PERMISSIONS
 from localdev.sqs_source import drain
 from ops.redrive import NO_REASON, redrive
-from tests.conftest import API_KEY, FakeContext, Stack, notification, s3_record, sqs_event
+from tests.harness.events import notification, s3_record, sqs_event
+from tests.harness.world import API_KEY, FakeContext, Stack
 
 
 def test_redrive_lists_reasons_then_moves_and_the_events_get_indexed(stack: Stack, indexer):

@@ -18,7 +18,8 @@ import pytest
 
 from localdev.imgix_emulator import FAULT_KINDS
 from localdev.sqs_source import drain
-from tests.conftest import BUCKET, DOMAINS, PREFIX, FakeContext, Stack, notification, s3_record
+from tests.harness.events import notification, s3_record
+from tests.harness.world import BUCKET, DOMAINS, PREFIX, FakeContext, Stack
 
 EVENTS = 1000
 KEYS = 220

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cfnlint.decode import decode
-
-from tests.conftest import ROOT
-
-TEMPLATE, _ = decode(str(ROOT / "template.yaml"))
-RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+from tests.harness.template import RESOURCES, TEMPLATE
+from tests.harness.world import ROOT
 
 
 def statements() -> list[tuple[str, dict[str, Any]]]:

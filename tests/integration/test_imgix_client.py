@@ -13,7 +13,7 @@ from imgix_autoadder.imgix.paths import encode_origin_path
 from imgix_autoadder.rate.pacing import Pacers
 from imgix_autoadder.sources.source_map import Source, SourceError, SourceMap
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
-from tests.conftest import API_KEY
+from tests.harness.world import API_KEY
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from localdev.imgix_emulator import ImgixEmulator
 from ops import sources
-from tests.conftest import API_KEY
+from tests.harness.world import API_KEY
 
 SECRET_KEY = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 

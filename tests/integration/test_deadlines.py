@@ -13,18 +13,9 @@ import pytest
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.rate.budget import SPACING_MARGIN
 from imgix_autoadder.rate.pacing import Pacers, RateLimiter, SlotTooLate
-from tests.conftest import (
-    API_KEY,
-    DOMAINS,
-    FakeContext,
-    Stack,
-    load_function,
-    notification,
-    queued,
-    s3_record,
-    sqs_event,
-)
-from tests.test_template import TEMPLATE
+from tests.harness.events import notification, queued, s3_record, sqs_event
+from tests.harness.template import TEMPLATE
+from tests.harness.world import API_KEY, DOMAINS, FakeContext, Stack, load_function
 
 PACING = (
     "IMGIX_DEFAULT_PER_SECOND",

@@ -14,16 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import (
-    DOMAINS,
-    Invoke,
-    Stack,
-    failed_ids,
-    notification,
-    queued,
-    s3_record,
-    sqs_event,
-)
+from tests.harness.events import failed_ids, notification, queued, s3_record, sqs_event
+from tests.harness.world import DOMAINS, Invoke, Stack
 
 JSONAPI = {"Content-Type": "application/vnd.api+json"}
 HTML = {"Content-Type": "text/html"}

@@ -1,6 +1,6 @@
 """IAM proven from template.yaml: every permission a function holds is needed, and every
 call it makes is allowed. Handlers run as moto IAM users holding exactly the policies the
-SAM translator gives their role (tests/template_iam.py)."""
+SAM translator gives their role (tests/harness/template_iam.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,9 @@ from imgix_autoadder import wiring
 from imgix_autoadder.core.api_key import ApiKeyError
 from imgix_autoadder.core.config import load_settings
 from localdev.provision import EVENTS_DLQ, EVENTS_QUEUE
-from tests.conftest import (
-    API_KEY,
-    FakeContext,
-    Stack,
-    load_function,
-    notification,
-    queued,
-    s3_record,
-    sqs_event,
-    template_parameters,
-)
-from tests.template_iam import FUNCTIONS, identity_session, role_policies, test_resources
+from tests.harness.events import notification, queued, s3_record, sqs_event
+from tests.harness.template_iam import FUNCTIONS, identity_session, role_policies, test_resources
+from tests.harness.world import API_KEY, FakeContext, Stack, load_function, template_parameters
 
 INDEXER_SIDS = [
     "ReadImgixApiKey",

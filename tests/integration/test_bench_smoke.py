@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.harness.world import ROOT
 
 
 def test_bench_smoke_prints_every_figure_with_its_baseline():

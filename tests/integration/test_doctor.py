@@ -9,7 +9,7 @@ import pytest
 
 from localdev.imgix_emulator import ASSET_BROWSE, ASSET_EDIT, PURGE, SOURCES, ImgixEmulator
 from ops import doctor
-from tests.conftest import API_KEY, BUCKET, Stack
+from tests.harness.world import API_KEY, BUCKET, Stack
 
 
 def run(argv: list[str]) -> tuple[int, str]:

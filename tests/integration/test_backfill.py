@@ -9,7 +9,8 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from localdev.imgix_emulator import PUBLISHED_LIMITS
 from localdev.lambda_hook import make_invoke
 from ops.backfill import progress, start, wait
-from tests.conftest import BUCKET, ROOT, Stack, load_function, notification, s3_record
+from tests.harness.events import notification, s3_record
+from tests.harness.world import BUCKET, ROOT, Stack, load_function
 
 BACKFILL_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-backfill"
 
@@ -88,7 +89,7 @@ def test_a_cold_backfill_environment_indexes_its_first_object_on_the_shared_budg
 ):
     """Its own cold-start Source read takes the shared default slot; the first add then
     waits for the next one (nobody else wants it) instead of failing the item."""
-    from tests.conftest import FakeContext
+    from tests.harness.world import FakeContext
 
     monkeypatch.setenv("RATE_BUDGET_IDLE_ONLY", "true")  # as template.yaml sets it
     monkeypatch.setenv("IMGIX_DEFAULT_PER_SECOND", "4")  # the published limit, shared

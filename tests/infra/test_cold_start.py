@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, Invoke, Stack, notification, s3_record, sqs_event
+from tests.harness.events import notification, s3_record, sqs_event
+from tests.harness.world import ROOT, Invoke, Stack
 
 # What the first invocation loads, never the import: together ~500 ms of a cold start here.
 HEAVY = (

@@ -11,7 +11,8 @@ from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey, parse_secret
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixAuthError
 from localdev.imgix_emulator import ALL_PERMISSIONS
-from tests.conftest import Invoke, Stack, failed_ids, notification, queued, s3_record, sqs_event
+from tests.harness.events import failed_ids, notification, queued, s3_record, sqs_event
+from tests.harness.world import Invoke, Stack
 
 NEW_KEY = "ak_rotated_0123456789abcdef0123456789abcdef"
 
@@ -69,7 +70,7 @@ def test_a_key_refused_even_when_fresh_holds_records_back_without_dead_lettering
 
 
 def test_a_cold_start_with_a_refused_key_holds_the_batch_back(stack: Stack, indexer):
-    from tests.conftest import FakeContext
+    from tests.harness.world import FakeContext
 
     rotate(stack, json.dumps({"api_key": NEW_KEY}), accepted=["some-other-key"])
     event = put_event(stack, "images/cold.jpg")

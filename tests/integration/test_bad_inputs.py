@@ -13,15 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    BUCKET,
-    EVENTS,
-    Invoke,
-    Stack,
-    notification,
-    s3_record,
-    sqs_event,
-)
+from tests.harness.events import notification, s3_record, sqs_event
+from tests.harness.world import BUCKET, EVENTS, Invoke, Stack
 
 
 def put_record(key: str = "images/ok.jpg") -> dict[str, Any]:

@@ -19,7 +19,8 @@ from boto3.s3.transfer import TransferConfig
 
 from imgix_autoadder.core.config import load_settings
 from imgix_autoadder.imgix.client import ImgixClient
-from imgix_autoadder.ingest.uploader import Uploader, UploadJob
+from imgix_autoadder.ingest.job import UploadJob
+from imgix_autoadder.ingest.uploader import Uploader
 from localdev.imgix_emulator import ImgixEmulator
 from localdev.moto_server import moto_server as start_moto_server
 

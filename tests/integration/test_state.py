@@ -10,15 +10,8 @@ from imgix_autoadder.indexing.key_state import KeyState, Told
 from imgix_autoadder.indexing.state import StateStore, StateUnavailable, sortable_sequencer
 from imgix_autoadder.s3.events import ObjectChange
 from localdev.provision import IDEMPOTENCY_TABLE
-from tests.conftest import (
-    BUCKET,
-    Invoke,
-    Stack,
-    failed_ids,
-    notification,
-    s3_record,
-    sqs_event,
-)
+from tests.harness.events import failed_ids, notification, s3_record, sqs_event
+from tests.harness.world import BUCKET, Invoke, Stack
 
 
 def change(key: str, sequencer: str, etag: str = "e1") -> ObjectChange:

@@ -6,18 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import (
-    API_KEY,
-    BUCKET,
-    DOMAINS,
-    EVENTS,
-    Invoke,
-    Stack,
-    failed_ids,
-    notification,
-    s3_record,
-    sqs_event,
-)
+from tests.harness.events import failed_ids, notification, s3_record, sqs_event
+from tests.harness.world import API_KEY, BUCKET, DOMAINS, EVENTS, Invoke, Stack
 
 
 def added(stack: Stack) -> list[str]:
@@ -268,7 +258,7 @@ def test_concurrent_duplicate_delivery_calls_imgix_once(stack: Stack, indexer):
     """Two invocations handle the same S3 event at once: the idempotency lock admits one."""
     import threading
 
-    from tests.conftest import FakeContext
+    from tests.harness.world import FakeContext
 
     etag = stack.put("images/race.jpg")
     body = notification(s3_record("ObjectCreated:Put", "images/race.jpg", etag))

@@ -15,8 +15,8 @@ environments at once. At the end, against the emulator's record:
 
 `make test` runs 60 deterministic examples (derandomized: the same ones every run, so the
 suite never fails by chance) in under a minute; `ORACLE_RANDOM=1 ORACLE_EXAMPLES=500
-.venv/bin/pytest tests/test_oracle.py` explores at random. A failing sequence found that
-way is kept as a named scenario in tests/test_event_shapes.py.
+.venv/bin/pytest tests/properties/test_oracle.py` explores at random. A failing sequence found that
+way is kept as a named scenario in tests/integration/test_event_shapes.py.
 """
 
 from __future__ import annotations
@@ -35,18 +35,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localdev.provision import EVENTS_QUEUE
-from tests.conftest import (
-    BUCKET,
-    DOMAINS,
-    EVENTS,
-    FakeContext,
-    Stack,
-    load_function,
-    notification,
-    queued,
-    s3_record,
-    sqs_event,
-)
+from tests.harness.events import notification, queued, s3_record, sqs_event
+from tests.harness.world import BUCKET, DOMAINS, EVENTS, FakeContext, Stack, load_function
 
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "60"))
 NAMES = ("a.jpg", "b c.jpg", "d+e.jpg")

@@ -12,18 +12,9 @@ from urllib.parse import quote_plus
 import pytest
 from moto.events.models import EventPattern
 
-from tests.conftest import (
-    BUCKET,
-    DOMAINS,
-    EVENTS,
-    Invoke,
-    Stack,
-    failed_ids,
-    next_sequencer,
-    queued,
-    sqs_event,
-)
-from tests.test_template import RESOURCES
+from tests.harness.events import failed_ids, next_sequencer, queued, sqs_event
+from tests.harness.template import RESOURCES
+from tests.harness.world import BUCKET, DOMAINS, EVENTS, Invoke, Stack
 
 
 def shaped(name: str, key: str, version_id: str = "", etag: str = "", **extra: Any) -> dict:
@@ -243,7 +234,7 @@ def test_an_sns_subscription_confirmation_waits_in_the_dlq_for_a_person(
 def test_an_event_sent_straight_to_the_function_is_kept_with_a_clear_reason(
     stack: Stack, indexer: Any, sample: str, source: str
 ):
-    from tests.conftest import FakeContext
+    from tests.harness.world import FakeContext
 
     event = json.loads((EVENTS / sample).read_text())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.harness.world import ROOT
 
 
 def test_local_run_ends_with_imgix_matching_s3():

@@ -9,7 +9,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from tests.conftest import FakeContext, Stack, notification, queued, s3_record, sqs_event
+from tests.harness.events import notification, queued, s3_record, sqs_event
+from tests.harness.world import FakeContext, Stack
 
 
 def test_a_concurrent_duplicate_is_deferred_while_the_first_holds_the_lock(
@@ -52,7 +53,7 @@ def test_a_concurrent_duplicate_is_deferred_while_the_first_holds_the_lock(
 def test_conditional_writes_are_atomic_across_threads(stack: Stack):
     """What DynamoDB guarantees and the idempotency lock relies on: of many concurrent
     conditional puts of one new item, exactly one succeeds. moto's in-process backend does
-    not lock (this fails about one round in three without tests/template_iam.py's lock),
+    not lock (this fails about one round in three without tests/harness/template_iam.py's lock),
     which is how two deliveries of one event could both pass Idempotency."""
     dynamodb = boto3.client("dynamodb")
 

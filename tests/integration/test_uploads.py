@@ -14,7 +14,8 @@ import pytest
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.events.models import EventPattern
 
-from imgix_autoadder.ingest.uploader import PermanentUploadError, check_presigned_url
+from imgix_autoadder.ingest.job import PermanentUploadError
+from imgix_autoadder.ingest.streaming import check_presigned_url
 from imgix_autoadder.s3.events import parse_message_body
 from localdev.lambda_hook import make_invoke
 from localdev.provision import (
@@ -23,18 +24,8 @@ from localdev.provision import (
     LocalIngest,
     provision_ingest,
 )
-from tests.conftest import (
-    BUCKET,
-    INGEST,
-    ROOT,
-    FakeContext,
-    Stack,
-    failed_ids,
-    load_function,
-    notification,
-    s3_record,
-    sqs_event,
-)
+from tests.harness.events import failed_ids, notification, s3_record, sqs_event
+from tests.harness.world import BUCKET, INGEST, ROOT, FakeContext, Stack, load_function
 
 UPLOADER_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{UPLOADER_FUNCTION}"
 MB = 1024 * 1024
@@ -497,7 +488,7 @@ def test_a_timed_out_execution_is_recorded_like_a_failed_one(uploads: Uploads):
 
 
 def template_rule_pattern(function: str, event_name: str, uploads: Uploads) -> dict[str, Any]:
-    from tests.template_iam import Resolver, sam_translate, test_resources
+    from tests.harness.template_iam import Resolver, sam_translate, test_resources
 
     parameters = {
         "OriginBucketName": BUCKET,

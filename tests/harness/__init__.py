@@ -1,0 +1,1 @@
+"""Shared test harness: the stack in moto, real-shaped events, the template's IAM."""

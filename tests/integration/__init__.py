@@ -1,0 +1,1 @@
+"""moto + the imgix emulator + the real handlers, event by event."""
