@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(dir $(shell scripts/python312)):$(PATH)
 
-.PHONY: run test check lint typecheck unit template bench stress redrive clean
+.PHONY: run test check lint typecheck pytest unit contract integration properties infra template bench stress redrive clean
 
 run:            ## The main job locally: moto + imgix emulator + the real handlers
 	@scripts/bootstrap
@@ -11,7 +11,7 @@ run:            ## The main job locally: moto + imgix emulator + the real handle
 
 test:           ## Every check CI runs: lint, types, tests, template and state machines
 	@scripts/bootstrap --tools
-	$(MAKE) --no-print-directory lint typecheck unit template
+	$(MAKE) --no-print-directory lint typecheck pytest template
 
 lint:
 	.venv/bin/ruff format --check .
@@ -21,8 +21,25 @@ typecheck:      ## Every handler is a module named app: one mypy run each
 	.venv/bin/mypy
 	for handler in functions/*/app.py; do .venv/bin/mypy --strict --no-error-summary $$handler || exit 1; done
 
-unit:
-	.venv/bin/pytest
+# Every tier at once, spread over the cores (tests are independent: each has its own moto,
+# emulator port and stack); --durations says where the time goes.
+pytest:
+	.venv/bin/pytest -n auto --dist worksteal --durations=15
+
+unit:           ## Pure tests (no moto, no network): seconds
+	.venv/bin/pytest -q tests/unit
+
+contract:       ## The imgix emulator against imgix's documents
+	.venv/bin/pytest -q -n auto tests/contract
+
+integration:    ## moto + the emulator + the real handlers
+	.venv/bin/pytest -q -n auto --dist worksteal tests/integration
+
+properties:     ## The oracle and concurrency over random operations and deliveries
+	.venv/bin/pytest -q -n auto tests/properties
+
+infra:          ## The template, its IAM, the cold start
+	.venv/bin/pytest -q -n auto tests/infra
 
 template:
 	.venv/bin/statelint statemachine/*.asl.json && echo "statelint: ok"
