@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(required=("STATE_TABLE",))
+settings = load_settings(function="backfill")
 
 
 @cache

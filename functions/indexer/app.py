@@ -20,9 +20,7 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(
-    required=("STATE_TABLE", "IDEMPOTENCY_TABLE", "DEAD_LETTER_QUEUE_URL", "EVENTS_QUEUE_URL")
-)
+settings = load_settings(function="indexer")
 
 
 @cache

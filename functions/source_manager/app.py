@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = make_logger()
-settings = load_settings(required=())
+settings = load_settings(function="source_manager")
 ANSWER_MARGIN_S = 10.0  # time kept to answer CloudFormation after the work stops
 
 

@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(
-    required=("UPLOAD_STATE_MACHINE_ARN", "DEAD_LETTER_QUEUE_URL", "STATE_TABLE")
-)
+settings = load_settings(function="upload_router")
 
 
 @cache

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = make_logger()
 metrics = make_metrics()
-settings = load_settings(required=("UPLOAD_SESSIONS_TABLE", "STATE_TABLE"))
+settings = load_settings(function="uploader")
 
 
 @cache
@@ -35,7 +35,7 @@ def upload_steps() -> Uploader:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from imgix_autoadder.ingest.uploader import UploadJob  # loaded with upload_steps() anyway
+    from imgix_autoadder.ingest.job import UploadJob  # loaded with upload_steps() anyway
 
     if event.get("source") == "aws.states":
         # EventBridge: an execution timed out or was aborted, so its Catch never ran.

@@ -158,7 +158,7 @@ def test_settings_report_every_problem_at_once():
     with pytest.raises(ConfigError) as caught:
         load_settings(
             {"IMGIX_SOURCE_IDS": "abc", "HTTP_READ_TIMEOUT": "soon", "INGEST_DISPOSITION": "shred"},
-            required=("STATE_TABLE",),
+            function="backfill",
         )
     message = str(caught.value)
     for fragment in (

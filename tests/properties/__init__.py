@@ -1,1 +1,2 @@
-"""The oracle and concurrency: imgix ends holding what S3 holds, over random operations and deliveries."""
+"""The oracle and concurrency: imgix ends holding what S3 holds, whatever the order of
+operations and deliveries."""

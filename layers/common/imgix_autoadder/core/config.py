@@ -1,5 +1,9 @@
-"""The one place configuration is read: environment variables, validated at cold start.
+"""The one place configuration is declared and read: environment variables, validated at
+cold start.
 
+Each setting is declared once, as a field of Settings: its variable, type, default, lower
+bound, allowed values and the functions that cannot run without it. load_settings, the
+client's defaults and docs/settings.md (tests/infra/test_settings.py) all read that table.
 Every problem is reported at once, so a misconfigured deploy fails its first invocation
 with a message that names each bad variable instead of failing later, record by record.
 """
@@ -9,7 +13,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
 # imgix limits published for the Management API (requests per second unless noted).
 PUBLISHED_DEFAULT_PER_SECOND = 4.0
@@ -52,46 +57,197 @@ class ConfigError(ValueError):
     """Raised at cold start when the environment cannot run the function."""
 
 
+EVERY_FUNCTION = ("indexer", "upload_router", "uploader", "backfill", "source_manager")
+
+
+def setting(
+    env: str,
+    default: Any,
+    doc: str,
+    *,
+    low: float | None = None,
+    choices: tuple[str, ...] = (),
+    needed_by: tuple[str, ...] = (),
+    per_environment: bool = False,
+) -> Any:
+    """A Settings field read from `env`. `needed_by`: the functions that refuse to start
+    without it. `per_environment`: a published limit that, without the shared budget, each
+    execution environment divides by its share (see load_settings)."""
+    return field(
+        default=default,
+        metadata={
+            "env": env,
+            "doc": doc,
+            "low": low,
+            "choices": choices,
+            "needed_by": needed_by,
+            "per_environment": per_environment,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
-    api_key_secret: str
-    source_ids: tuple[str, ...]
-    api_base_url: str = "https://api.imgix.com"
-    state_table: str = ""
-    idempotency_table: str = ""
-    dead_letter_queue_url: str = ""
-    connect_timeout_s: float = 3.05
-    read_timeout_s: float = 15.0
-    max_retries: int = 5
-    backoff_factor_s: float = 0.5
-    retry_after_max_s: int = 20
-    max_parallel_requests: int = 4
-    # Client-side pacing for this one execution environment: the template divides the
-    # published limits by the SQS event source's MaximumConcurrency.
-    default_per_second: float = PUBLISHED_DEFAULT_PER_SECOND
-    refresh_per_minute: float = PUBLISHED_REFRESH_PER_MINUTE
-    upload_per_second: float = PUBLISHED_UPLOAD_PER_SECOND
-    purge_per_second: float = PUBLISHED_PURGE_PER_SECOND
-    get_asset_per_second: float = PUBLISHED_GET_ASSET_PER_SECOND
-    # The shared budget (rate_budget.py): one schedule per imgix account and limit class in
+    api_key_secret: str = setting(
+        "IMGIX_API_KEY_SECRET",
+        "",
+        "Secrets Manager name or ARN of the imgix API key",
+        needed_by=EVERY_FUNCTION,
+    )
+    source_ids: tuple[str, ...] = setting(
+        "IMGIX_SOURCE_IDS", (), "comma-separated imgix Source ids", needed_by=EVERY_FUNCTION
+    )
+    api_base_url: str = setting(
+        "IMGIX_API_BASE_URL", "https://api.imgix.com", "https (http only on loopback)"
+    )
+    state_table: str = setting(
+        "STATE_TABLE",
+        "",
+        "per-key state, ingest claims and upload receipts",
+        needed_by=("indexer", "upload_router", "uploader", "backfill"),
+    )
+    idempotency_table: str = setting(
+        "IDEMPOTENCY_TABLE", "", "Powertools Idempotency records", needed_by=("indexer",)
+    )
+    dead_letter_queue_url: str = setting(
+        "DEAD_LETTER_QUEUE_URL",
+        "",
+        "where poison records go, with their reason",
+        needed_by=("indexer", "upload_router"),
+    )
+    connect_timeout_s: float = setting("HTTP_CONNECT_TIMEOUT", 3.05, "seconds", low=0.01)
+    read_timeout_s: float = setting("HTTP_READ_TIMEOUT", 15.0, "seconds", low=0.01)
+    max_retries: int = setting("HTTP_MAX_RETRIES", 5, "retries of one imgix call", low=0)
+    backoff_factor_s: float = setting(
+        "HTTP_BACKOFF_FACTOR", 0.5, "seconds; full jitter, doubling", low=0.0
+    )
+    retry_after_max_s: int = setting(
+        "HTTP_RETRY_AFTER_MAX", 20, "a longer Retry-After defers the record instead", low=0
+    )
+    max_parallel_requests: int = setting(
+        "MAX_PARALLEL_REQUESTS", 4, "imgix connections per environment", low=1
+    )
+    pacing_divisor: int = setting(
+        "IMGIX_PACING_DIVISOR",
+        1,
+        "without the shared budget: environments sharing the limits",
+        low=1,
+    )
+    pacing_extra_shares: int = setting(
+        "IMGIX_PACING_EXTRA_SHARES",
+        0,
+        "without the shared budget: shares kept for other users (the backfill)",
+        low=0,
+    )
+    # Client-side pacing for this one execution environment (per_environment: divided by
+    # its share of the limits when there is no shared budget).
+    default_per_second: float = setting(
+        "IMGIX_DEFAULT_PER_SECOND",
+        PUBLISHED_DEFAULT_PER_SECOND,
+        "calls a second (0: unpaced)",
+        low=0.0,
+        per_environment=True,
+    )
+    refresh_per_minute: float = setting(
+        "IMGIX_REFRESH_PER_MINUTE",
+        PUBLISHED_REFRESH_PER_MINUTE,
+        "refreshes a minute (0: unpaced)",
+        low=0.0,
+        per_environment=True,
+    )
+    upload_per_second: float = setting(
+        "IMGIX_UPLOAD_PER_SECOND",
+        PUBLISHED_UPLOAD_PER_SECOND,
+        "uploads a second (0: unpaced)",
+        low=0.0,
+        per_environment=True,
+    )
+    purge_per_second: float = setting(
+        "IMGIX_PURGE_PER_SECOND",
+        PUBLISHED_PURGE_PER_SECOND,
+        "purges a second (0: unpaced)",
+        low=0.0,
+        per_environment=True,
+    )
+    get_asset_per_second: float = setting(
+        "IMGIX_GET_ASSET_PER_SECOND",
+        PUBLISHED_GET_ASSET_PER_SECOND,
+        "asset reads a second (0: unpaced)",
+        low=0.0,
+        per_environment=True,
+    )
+    # The shared budget (rate/budget.py): one schedule per imgix account and limit class in
     # this DynamoDB table, for every environment, function and stack that names it. Empty:
     # each environment paces itself to its share of the limits (in-process).
-    rate_budget_table: str = ""
-    imgix_account: str = "default"
-    rate_budget_idle_only: bool = False  # the backfill: only slots nobody else wants
-    direct_upload_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES
-    upload_state_machine_arn: str = ""
-    ingest_disposition: str = "delete"
-    failure_disposition: str = "tag"
-    ingest_source_id: str = ""
-    upload_poll_interval_s: int = 15
-    upload_max_status_polls: int = 240
-    upload_url_host_pattern: str = S3_HOST_PATTERN
-    upload_url_allow_http: bool = False
-    events_queue_url: str = ""
-    upload_sessions_table: str = ""
-    handler_reserve_s: float = HANDLER_RESERVE_S
-    max_pacing_wait_s: float = MAX_PACING_WAIT_S
+    rate_budget_table: str = setting(
+        "RATE_BUDGET_TABLE", "", "the shared rate budget's table (empty: in-process pacing)"
+    )
+    imgix_account: str = setting(
+        "IMGIX_ACCOUNT", "default", "names the account's schedule in the budget table"
+    )
+    rate_budget_idle_only: bool = setting(
+        "RATE_BUDGET_IDLE_ONLY", False, "only slots nobody else wants (the backfill)"
+    )
+    direct_upload_limit_bytes: int = setting(
+        "DIRECT_UPLOAD_LIMIT_BYTES",
+        DIRECT_UPLOAD_LIMIT_BYTES,
+        "larger ingest objects go through upload sessions",
+        low=1,
+    )
+    upload_state_machine_arn: str = setting(
+        "UPLOAD_STATE_MACHINE_ARN",
+        "",
+        "the upload-session state machine",
+        needed_by=("upload_router",),
+    )
+    ingest_disposition: str = setting(
+        "INGEST_DISPOSITION",
+        "delete",
+        "what becomes of an uploaded ingest object",
+        choices=INGEST_DISPOSITIONS,
+    )
+    failure_disposition: str = setting(
+        "FAILURE_DISPOSITION",
+        "tag",
+        "what becomes of an ingest object that failed",
+        choices=INGEST_DISPOSITIONS,
+    )
+    ingest_source_id: str = setting(
+        "INGEST_SOURCE_ID", "", "the Source uploads go to (default: the first Source)"
+    )
+    upload_poll_interval_s: int = setting(
+        "UPLOAD_POLL_INTERVAL_SECONDS", 15, "between upload-session status polls", low=0
+    )
+    upload_max_status_polls: int = setting(
+        "UPLOAD_MAX_STATUS_POLLS", 240, "polls before a session counts as failed", low=1
+    )
+    upload_url_host_pattern: str = setting(
+        "UPLOAD_URL_HOST_PATTERN", S3_HOST_PATTERN, "presigned URL hosts allowed (a regex)"
+    )
+    upload_url_allow_http: bool = setting(
+        "UPLOAD_URL_ALLOW_HTTP", False, "plain http presigned URLs (the emulator only)"
+    )
+    events_queue_url: str = setting(
+        "EVENTS_QUEUE_URL", "", "where deferred records go back", needed_by=("indexer",)
+    )
+    upload_sessions_table: str = setting(
+        "UPLOAD_SESSIONS_TABLE",
+        "",
+        "presigned URLs of open upload sessions",
+        needed_by=("uploader",),
+    )
+    handler_reserve_s: float = setting(
+        "HANDLER_RESERVE_SECONDS",
+        HANDLER_RESERVE_S,
+        "invocation time kept for the work after the last imgix call",
+        low=1.0,
+    )
+    max_pacing_wait_s: float = setting(
+        "MAX_PACING_WAIT_SECONDS",
+        MAX_PACING_WAIT_S,
+        "a later pacing slot defers the record instead",
+        low=0.0,
+    )
 
     def call_budget_s(self) -> float:
         """Worst case of one imgix call with every retry: each attempt at its timeouts, each
@@ -106,43 +262,73 @@ class Settings:
         return float(attempts * per_attempt + waits + self.max_pacing_wait_s)
 
 
+def declared() -> tuple[Field[Any], ...]:
+    """Every setting, in declaration order."""
+    return fields(Settings)
+
+
+def needed_by(function: str) -> tuple[str, ...]:
+    """The variables `function` refuses to start without."""
+    return tuple(f.metadata["env"] for f in declared() if function in f.metadata["needed_by"])
+
+
 def is_loopback(url: str) -> bool:
     host = re.sub(r"^[a-z]+://", "", url).split("/")[0]
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return host in LOOPBACK_HOSTS
 
 
-def _number[T: (int, float)](
-    env: Mapping[str, str], name: str, cast: type[T], default: T, low: T, problems: list[str]
-) -> T:
+def cast_default(spec: Field[Any]) -> Any:
+    """A setting's default (every setting has one: see `setting`)."""
+    return spec.default
+
+
+def _read(env: Mapping[str, str], spec: Field[Any], problems: list[str]) -> Any:
+    """One setting's value, cast to its default's type and checked against its bounds."""
+    name, default = spec.metadata["env"], cast_default(spec)
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    if isinstance(default, bool):
+        return raw.lower() == "true"
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(default, str):
+        value = raw.strip() if spec.metadata["needed_by"] else raw
+        choices = spec.metadata["choices"]
+        if choices and value not in choices:
+            problems.append(f"{name}={raw!r} must be one of {choices}")
+        return value
+    cast: type[int] | type[float] = int if isinstance(default, int) else float
     try:
-        value = cast(raw)
+        number = cast(raw)
     except ValueError:
         problems.append(f"{name}={raw!r} is not a {cast.__name__}")
         return default
-    if value < low:
-        problems.append(f"{name}={raw!r} must be >= {low}")
-    return value
+    low = spec.metadata["low"]
+    if low is not None and number < low:
+        problems.append(f"{name}={raw!r} must be >= {cast(low)}")
+    return number
 
 
-def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...] = ()) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, function: str = "") -> Settings:
     """Read and validate the environment; raise ConfigError naming every problem.
 
-    `required` names the optional variables this particular function cannot run without.
+    `function`: the function being started, whose needed settings must be set.
     """
     env = os.environ if env is None else env
-    problems: list[str] = [
-        f"{name} is required by this function" for name in required if not env.get(name, "").strip()
+    problems: list[str] = []
+    values = {spec.name: _read(env, spec, problems) for spec in declared()}
+    problems[:0] = [
+        f"{name} is required by this function"
+        for name in needed_by(function)
+        if name not in ("IMGIX_API_KEY_SECRET", "IMGIX_SOURCE_IDS")
+        and not env.get(name, "").strip()
     ]
 
-    secret = env.get("IMGIX_API_KEY_SECRET", "").strip()
-    if not secret:
+    if not values["api_key_secret"]:
         problems.append("IMGIX_API_KEY_SECRET (Secrets Manager name or ARN) is required")
-
-    source_ids = tuple(s.strip() for s in env.get("IMGIX_SOURCE_IDS", "").split(",") if s.strip())
+    source_ids = values["source_ids"]
     if not source_ids:
         problems.append("IMGIX_SOURCE_IDS (comma-separated imgix Source ids) is required")
     problems.extend(
@@ -151,26 +337,15 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
         if not SOURCE_ID_PATTERN.match(sid)
     )
 
-    base_url = env.get("IMGIX_API_BASE_URL", "https://api.imgix.com").rstrip("/")
+    base_url = values["api_base_url"] = values["api_base_url"].rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", base_url):
         problems.append(f"IMGIX_API_BASE_URL={base_url!r} must be scheme://host[:port]")
     elif not base_url.startswith("https://") and not is_loopback(base_url):
         # The API key travels in every request: only the local emulator may use plain http.
         problems.append(f"IMGIX_API_BASE_URL={base_url!r} must use https (http only on loopback)")
 
-    disposition = env.get("INGEST_DISPOSITION", "delete")
-    if disposition not in INGEST_DISPOSITIONS:
-        problems.append(f"INGEST_DISPOSITION={disposition!r} must be one of {INGEST_DISPOSITIONS}")
-
-    failure_disposition = env.get("FAILURE_DISPOSITION", "tag")
-    if failure_disposition not in INGEST_DISPOSITIONS:
-        problems.append(
-            f"FAILURE_DISPOSITION={failure_disposition!r} must be one of {INGEST_DISPOSITIONS}"
-        )
-
-    host_pattern = env.get("UPLOAD_URL_HOST_PATTERN", Settings.upload_url_host_pattern)
     try:
-        re.compile(host_pattern)
+        re.compile(values["upload_url_host_pattern"])
     except re.error as exc:
         problems.append(f"UPLOAD_URL_HOST_PATTERN is not a regular expression: {exc}")
 
@@ -178,91 +353,16 @@ def load_settings(env: Mapping[str, str] | None = None, required: tuple[str, ...
     # limit (N = the SQS event source's MaximumConcurrency), so together they stay under it.
     # IMGIX_PACING_EXTRA_SHARES: shares kept for other users of the same limits (the backfill).
     # With the shared budget every caller may use the whole limit: the schedule divides it.
-    shared_budget = env.get("RATE_BUDGET_TABLE", "")
-    environments = _number(env, "IMGIX_PACING_DIVISOR", int, 1, 1, problems) or 1
-    extra = _number(env, "IMGIX_PACING_EXTRA_SHARES", int, 0, 0, problems)
-    share = 1.0 if shared_budget else (environments + extra) / PACING_HEADROOM
-
-    settings = Settings(
-        api_key_secret=secret,
-        source_ids=source_ids,
-        api_base_url=base_url,
-        state_table=env.get("STATE_TABLE", ""),
-        idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
-        dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", ""),
-        connect_timeout_s=_number(env, "HTTP_CONNECT_TIMEOUT", float, 3.05, 0.01, problems),
-        read_timeout_s=_number(env, "HTTP_READ_TIMEOUT", float, 15.0, 0.01, problems),
-        max_retries=_number(env, "HTTP_MAX_RETRIES", int, 5, 0, problems),
-        backoff_factor_s=_number(env, "HTTP_BACKOFF_FACTOR", float, 0.5, 0.0, problems),
-        retry_after_max_s=_number(env, "HTTP_RETRY_AFTER_MAX", int, 20, 0, problems),
-        max_parallel_requests=_number(env, "MAX_PARALLEL_REQUESTS", int, 4, 1, problems),
-        default_per_second=_number(
-            env,
-            "IMGIX_DEFAULT_PER_SECOND",
-            float,
-            PUBLISHED_DEFAULT_PER_SECOND / share,
-            0.0,
-            problems,
-        ),
-        refresh_per_minute=_number(
-            env,
-            "IMGIX_REFRESH_PER_MINUTE",
-            float,
-            PUBLISHED_REFRESH_PER_MINUTE / share,
-            0.0,
-            problems,
-        ),
-        upload_per_second=_number(
-            env,
-            "IMGIX_UPLOAD_PER_SECOND",
-            float,
-            PUBLISHED_UPLOAD_PER_SECOND / share,
-            0.0,
-            problems,
-        ),
-        purge_per_second=_number(
-            env,
-            "IMGIX_PURGE_PER_SECOND",
-            float,
-            PUBLISHED_PURGE_PER_SECOND / share,
-            0.0,
-            problems,
-        ),
-        get_asset_per_second=_number(
-            env,
-            "IMGIX_GET_ASSET_PER_SECOND",
-            float,
-            PUBLISHED_GET_ASSET_PER_SECOND / share,
-            0.0,
-            problems,
-        ),
-        rate_budget_table=shared_budget,
-        imgix_account=env.get("IMGIX_ACCOUNT", "default") or "default",
-        rate_budget_idle_only=env.get("RATE_BUDGET_IDLE_ONLY", "false").lower() == "true",
-        direct_upload_limit_bytes=_number(
-            env, "DIRECT_UPLOAD_LIMIT_BYTES", int, DIRECT_UPLOAD_LIMIT_BYTES, 1, problems
-        ),
-        upload_state_machine_arn=env.get("UPLOAD_STATE_MACHINE_ARN", ""),
-        ingest_disposition=disposition,
-        failure_disposition=failure_disposition,
-        ingest_source_id=env.get("INGEST_SOURCE_ID", "") or (source_ids[0] if source_ids else ""),
-        upload_poll_interval_s=_number(env, "UPLOAD_POLL_INTERVAL_SECONDS", int, 15, 0, problems),
-        upload_max_status_polls=_number(env, "UPLOAD_MAX_STATUS_POLLS", int, 240, 1, problems),
-        upload_url_host_pattern=host_pattern,
-        upload_url_allow_http=env.get("UPLOAD_URL_ALLOW_HTTP", "false").lower() == "true",
-        events_queue_url=env.get("EVENTS_QUEUE_URL", ""),
-        upload_sessions_table=env.get("UPLOAD_SESSIONS_TABLE", ""),
-        handler_reserve_s=_number(
-            env, "HANDLER_RESERVE_SECONDS", float, HANDLER_RESERVE_S, 1.0, problems
-        ),
-        max_pacing_wait_s=_number(
-            env, "MAX_PACING_WAIT_SECONDS", float, MAX_PACING_WAIT_S, 0.0, problems
-        ),
-    )
-    if settings.direct_upload_limit_bytes > DIRECT_UPLOAD_LIMIT_BYTES:
+    if not values["rate_budget_table"]:
+        share = (values["pacing_divisor"] + values["pacing_extra_shares"]) / PACING_HEADROOM
+        for spec in declared():
+            if spec.metadata["per_environment"] and not env.get(spec.metadata["env"]):
+                values[spec.name] = cast_default(spec) / share
+    values["ingest_source_id"] = values["ingest_source_id"] or (source_ids[0] if source_ids else "")
+    if values["direct_upload_limit_bytes"] > DIRECT_UPLOAD_LIMIT_BYTES:
         problems.append(
             f"DIRECT_UPLOAD_LIMIT_BYTES may not exceed imgix's {DIRECT_UPLOAD_LIMIT_BYTES} bytes"
         )
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
-    return settings
+    return Settings(**values)

@@ -15,7 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey
-from imgix_autoadder.core.config import BACKOFF_MAX_S, MAX_PACING_WAIT_S
+from imgix_autoadder.core.config import BACKOFF_MAX_S, Settings
 from imgix_autoadder.imgix.documents import JSONAPI, body_of
 from imgix_autoadder.imgix.errors import (
     TRANSIENT_STATUSES,
@@ -49,15 +49,16 @@ class Transport:
     once on a 401, so that a rotated key is picked up without a cold start."""
 
     api_key: KeySource | str = field(repr=False)
-    base_url: str = "https://api.imgix.com"
-    connect_timeout_s: float = 3.05
-    read_timeout_s: float = 15.0
-    max_retries: int = 5
-    backoff_factor_s: float = 0.5
-    retry_after_max_s: int = 20
+    # Defaults are the settings' own (core/config.py), declared once there.
+    base_url: str = Settings.api_base_url
+    connect_timeout_s: float = Settings.connect_timeout_s
+    read_timeout_s: float = Settings.read_timeout_s
+    max_retries: int = Settings.max_retries
+    backoff_factor_s: float = Settings.backoff_factor_s
+    retry_after_max_s: int = Settings.retry_after_max_s
     pool_size: int = 10
     pacers: Pacers = field(default_factory=Pacers.unlimited)
-    max_pacing_wait_s: float = MAX_PACING_WAIT_S
+    max_pacing_wait_s: float = Settings.max_pacing_wait_s
     deadline: float | None = None
     session: requests.Session = field(init=False, repr=False)
 
