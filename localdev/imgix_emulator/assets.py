@@ -1,5 +1,5 @@
 """Assets, per the Management API's Assets page (docs.imgix.com/apis/management/assets)
-and ../shared/reference/imgix-asset-manager-adding-assets.txt.
+and https://docs.imgix.com/getting-started/setup/asset-manager/how-assets-are-added.
 
 "GET Asset operations require the Asset Manager Browse permission. All other Asset
 operations require the Asset Manager Edit permission"; refresh also needs Asset Purge.

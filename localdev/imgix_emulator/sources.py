@@ -1,4 +1,4 @@
-"""Sources, per ../shared/reference/imgix-management-api-sources.txt (Management API,
+"""Sources, per https://docs.imgix.com/apis/management/sources (Management API,
 Sources) and imgix-management-js's README (paging, sorting, filtering examples).
 
 Routes: GET sources, POST sources, GET sources/:id, PATCH sources/:id. "All Source

@@ -1,6 +1,7 @@
 """Uploads, per the Assets page (docs.imgix.com/apis/management/assets) and
-../shared/reference/imgix-asset-manager-adding-assets.txt ("Uploading via the Management
-API", "Uploading with Upload Sessions"), with the presigned PUT answered as S3 answers one.
+https://docs.imgix.com/getting-started/setup/asset-manager/how-assets-are-added
+("Uploading via the Management API", "Uploading with Upload Sessions"), with the presigned
+PUT answered as S3 answers one.
 """
 
 from __future__ import annotations

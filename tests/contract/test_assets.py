@@ -1,5 +1,5 @@
 """Assets (docs.imgix.com/apis/management/assets) and Adding Assets
-(../shared/reference/imgix-asset-manager-adding-assets.txt)."""
+(https://docs.imgix.com/getting-started/setup/asset-manager/how-assets-are-added)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sources (../shared/reference/imgix-management-api-sources.txt) and the paging, sorting
+"""Sources (https://docs.imgix.com/apis/management/sources) and the paging, sorting
 and filtering of imgix-management-js's README."""
 
 from __future__ import annotations

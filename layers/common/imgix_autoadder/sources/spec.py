@@ -1,5 +1,5 @@
 """What a Source deployment must hold, per imgix's Sources reference
-(../shared/reference/imgix-management-api-sources.txt): checked before any request."""
+(https://docs.imgix.com/apis/management/sources): checked before any request."""
 
 from __future__ import annotations
 
