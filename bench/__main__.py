@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -94,7 +95,7 @@ def indexer_setup(endpoint: str, parallel: int, emulator: Any) -> tuple[Any, str
 
     hooked = boto3.Session()
     hooked.events.register("before-call", count_aws_call, unique_id="bench")
-    wiring.aws_session = lambda function: hooked  # type: ignore[assignment]
+    wiring.aws_session = lambda function: hooked
     source_id = emulator.create_source("bench", "bench-origin", subdomains=["bench"])
     os.environ.update(
         {
@@ -166,35 +167,15 @@ def bench_calls_per_event(keys: int, rounds: int) -> dict[str, Any]:
 
 
 # -- 3. cold start -------------------------------------------------------------------------
-COLD_START = """
-import json, os, sys, time
-t0 = time.perf_counter()
-sys.path[:0] = [{layer!r}]
-import importlib.util
-spec = importlib.util.spec_from_file_location("app", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-t1 = time.perf_counter()
-first = None
-if len(sys.argv) > 1:  # then the first invocation, which builds what the import deferred
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "bench", 512, "bench"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-        get_remaining_time_in_millis = staticmethod(lambda: 60_000)
-    module.lambda_handler(json.loads(sys.argv[1]), Context())
-    first = time.perf_counter() - t1
-print(json.dumps({{"import_init": t1 - t0, "first_invocation": first}}))
-"""
+COLD_START = ROOT / "bench" / "children" / "cold_start.py"
 
 
 def bench_cold_start(repeats: int) -> dict[str, Any]:
     from localdev.imgix_emulator import ImgixEmulator
 
-    def run(code: str, env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
+    def run(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()
-        done = subprocess.run(
-            [PY, "-c", code, *args], env=env, check=True, capture_output=True, text=True
-        )
+        done = subprocess.run([PY, *command], env=env, check=True, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
         return elapsed, json.loads(done.stdout.splitlines()[-1]) if done.stdout else {}
 
@@ -207,60 +188,25 @@ def bench_cold_start(repeats: int) -> dict[str, Any]:
             "UPLOAD_STATE_MACHINE_ARN": sfn_arn,
             "UPLOAD_SESSIONS_TABLE": "bench-sessions",
         }
-        bare = statistics.median(run("pass", env)[0] for _ in range(repeats))
+        bare = statistics.median(run(["-c", "pass"], env)[0] for _ in range(repeats))
         results["bare_python_ms"] = bare * 1000
+        layer = str(ROOT / "layers" / "common")
         for name in ("indexer", "upload_router", "uploader", "backfill"):
-            code = COLD_START.format(
-                layer=str(ROOT / "layers" / "common"),
-                path=str(ROOT / "functions" / name / "app.py"),
-            )
-            total = statistics.median(run(code, env)[0] for _ in range(repeats))
+            command = [str(COLD_START), layer, str(ROOT / "functions" / name / "app.py")]
+            total = statistics.median(run(command, env)[0] for _ in range(repeats))
             results[f"{name}_over_bare_ms"] = (total - bare) * 1000
         # Not part of the target, shown so that nothing hides: what the import no longer
         # pays, the first batch of each execution environment does (boto3, the secret, the
         # Sources).
         first_batch = json.dumps(set_up_only_batch())
-        code = COLD_START.format(
-            layer=str(ROOT / "layers" / "common"),
-            path=str(ROOT / "functions" / "indexer" / "app.py"),
-        )
-        first = [run(code, env, first_batch)[1]["first_invocation"] for _ in range(repeats)]
+        command = [str(COLD_START), layer, str(ROOT / "functions" / "indexer" / "app.py")]
+        first = [run([*command, first_batch], env)[1]["first_invocation"] for _ in range(repeats)]
         results["indexer_first_invocation_ms"] = statistics.median(first) * 1000
     return results
 
 
 # -- 4. upload streaming --------------------------------------------------------------------
-STREAM_CHILD = """
-import json, sys, time
-sys.path[:0] = {paths!r}
-import boto3
-mode, url, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s3 = boto3.client("s3")
-started = time.perf_counter()
-if mode == "transfer":
-    from imgix_autoadder.core.config import load_settings
-    from imgix_autoadder.imgix.client import ImgixClient
-    from imgix_autoadder.ingest.uploader import Uploader
-    from imgix_autoadder.ingest.job import UploadJob
-    settings = load_settings({{"IMGIX_API_KEY_SECRET": "x", "IMGIX_SOURCE_IDS": "a" * 24,
-        "UPLOAD_URL_HOST_PATTERN": r"^127\\.0\\.0\\.1$", "UPLOAD_URL_ALLOW_HTTP": "true",
-        "UPLOAD_SESSIONS_TABLE": "bench-sessions"}})
-    etag = s3.head_object(Bucket="bench-ingest", Key="big.bin")["ETag"].strip('"')
-    job = UploadJob("bench-ingest", "big.bin", "", etag, size, "a" * 24, "big.bin")
-    uploader = Uploader(ImgixClient("unused", "http://127.0.0.1"), s3, settings,
-        session_store=boto3.client("dynamodb"))
-    uploader.sessions.put("bench", url)  # as CreateSession leaves it
-    uploader.transfer(job, {{"id": "bench", "content_type": "application/octet-stream"}})
-else:  # plain: the same GET body handed to urllib3 as a streamed PUT
-    import urllib3
-    body = s3.get_object(Bucket="bench-ingest", Key="big.bin")["Body"]
-    headers = {{"Content-Length": str(size), "Content-Type": "application/octet-stream"}}
-    urllib3.PoolManager().request("PUT", url, body=body, headers=headers)
-seconds = time.perf_counter() - started
-# VmHWM, not ru_maxrss: ru_maxrss survives execve and would report the parent's peak.
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": int(hwm) / 1024}}))
-"""
+STREAM_CHILD = ROOT / "bench" / "children" / "stream.py"
 
 
 def bench_streaming(size: int) -> dict[str, Any]:
@@ -268,8 +214,8 @@ def bench_streaming(size: int) -> dict[str, Any]:
     from boto3.s3.transfer import TransferConfig
 
     from imgix_autoadder.imgix.client import ImgixClient
+    from localdev.generated import GeneratedObject
     from localdev.imgix_emulator import ImgixEmulator
-    from tests.test_upload_streaming import GeneratedObject
 
     results: dict[str, Any] = {"size_mb": size / 2**20}
     with moto_server() as endpoint, ImgixEmulator(api_key="k", rate_limits=None) as emulator:
@@ -283,22 +229,22 @@ def bench_streaming(size: int) -> dict[str, Any]:
             BillingMode="PAY_PER_REQUEST",
         )
         s3.upload_fileobj(
-            GeneratedObject(size),
+            io.BufferedReader(GeneratedObject(size)),
             "bench-ingest",
             "big.bin",
             Config=TransferConfig(multipart_chunksize=64 * 2**20),
         )
         source_id = emulator.create_source("bench", "origin")
         client = ImgixClient("k", emulator.base_url)
-        code = STREAM_CHILD.format(paths=[str(ROOT / "layers" / "common"), str(ROOT)])
+        paths = os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)])
         # Alternate the two twice and keep each one's best: one 2 GB run is noisy here.
         for mode in ("plain", "transfer", "plain", "transfer"):
             url = client.create_upload_session(
                 source_id, f"{mode}.bin", "application/octet-stream"
             ).url
             done = subprocess.run(
-                [PY, "-c", code, mode, url, str(size)],
-                env=os.environ,
+                [PY, str(STREAM_CHILD), mode, url, str(size)],
+                env={**os.environ, "PYTHONPATH": paths},
                 check=True,
                 capture_output=True,
                 text=True,

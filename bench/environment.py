@@ -51,7 +51,7 @@ def main() -> int:
         pacers.extend([made.default, made.refresh, made.upload, made.purge, made.get_asset])
         return made
 
-    wiring.build_pacers = counted  # type: ignore[assignment]
+    wiring.build_pacers = counted
     handler = load_handler("indexer")
     test_event = (ROOT / "events" / "s3-test-event.json").read_text()
     handler.lambda_handler(
@@ -67,10 +67,15 @@ def main() -> int:
         "Attributes"
     ]["QueueArn"]
     stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    def stop_at_end_of_input() -> None:
+        sys.stdin.read()  # the parent closes our stdin to stop us
+        stop.set()
+
+    threading.Thread(target=stop_at_end_of_input, daemon=True).start()
     # Lambda's pollers receive the next batch while the function runs the current one, and
     # delete what it finished meanwhile: so does this, off the handler's path.
-    batches: queue.Queue[list[dict[str, Any]]] = queue.Queue(maxsize=1)
+    batches: queue.Queue[list[Any]] = queue.Queue(maxsize=1)
     finished: queue.Queue[list[dict[str, Any]]] = queue.Queue()
 
     def poll() -> None:

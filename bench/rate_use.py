@@ -256,8 +256,8 @@ def figures(
 
     def outside(call: dict[str, Any]) -> bool:
         if case.outside_class == "refresh":
-            return call["route"] == "refresh_asset" and call["path"].startswith("cotenant/")
-        return call["route"] == "list_sources"
+            return bool(call["route"] == "refresh_asset" and call["path"].startswith("cotenant/"))
+        return bool(call["route"] == "list_sources")
 
     ours = [c for c in calls if c["route"] == route and not outside(c)]
     done = sorted(c["at"] for c in ours if c["status"] < 300)

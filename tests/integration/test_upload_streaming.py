@@ -6,8 +6,6 @@ bytes never sit in this process; the emulator writes the PUT body to disk as it 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import tracemalloc
 from collections.abc import Iterator
@@ -21,41 +19,12 @@ from imgix_autoadder.core.config import load_settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.ingest.job import UploadJob
 from imgix_autoadder.ingest.uploader import Uploader
+from localdev.generated import GeneratedObject, sha256_of_generated
 from localdev.imgix_emulator import ImgixEmulator
 from localdev.moto_server import moto_server as start_moto_server
 
 SIZE = 1024**3 + 12345  # just over 1 GiB, and not a multiple of any block size
 PEAK_LIMIT = 24 * 1024 * 1024
-
-
-class GeneratedObject(io.RawIOBase):
-    """Deterministic pseudo-random bytes of a given size, produced on demand."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self._size, self._pos = size, 0
-        self._block = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(4096))
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = min(len(buffer), self._size - self._pos)
-        offset, filled = self._pos % len(self._block), 0
-        while filled < n:
-            piece = self._block[offset : offset + n - filled]
-            buffer[filled : filled + len(piece)] = piece
-            filled += len(piece)
-            offset = 0
-        self._pos += n
-        return n
-
-
-def sha256_of_generated(size: int) -> str:
-    digest, stream = hashlib.sha256(), GeneratedObject(size)
-    while chunk := stream.read(8 * 1024 * 1024):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 @pytest.fixture
