@@ -94,7 +94,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
 
 
 def handle(event: dict[str, Any], deadline: float) -> tuple[str, dict[str, Any], str]:
-    from imgix_autoadder.sources.manager import SourceIntent, SourceManager
+    from imgix_autoadder.sources.intent import SourceIntent
+    from imgix_autoadder.sources.manager import SourceManager
     from imgix_autoadder.wiring import aws_client, function_client
 
     session, client = function_client(settings, "SourceManagerFunction")
