@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from imgix_autoadder.core.config import DIRECT_UPLOAD_LIMIT_BYTES
+from imgix_autoadder.core.limits import DIRECT_UPLOAD_LIMIT_BYTES
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
 from localdev.imgix_emulator import (

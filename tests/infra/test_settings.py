@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from imgix_autoadder.core.config import EVERY_FUNCTION, ConfigError, declared, load_settings
-from imgix_autoadder.core.config import needed_by as needed_by_function
+from imgix_autoadder.core.config import ConfigError, load_settings
+from imgix_autoadder.core.settings import EVERY_FUNCTION, declared
+from imgix_autoadder.core.settings import needed_by as needed_by_function
 from localdev import settings_doc
 from tests.harness.template import RESOURCES, TEMPLATE
 

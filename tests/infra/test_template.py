@@ -61,7 +61,7 @@ def default_settings() -> Any:
 
 
 def test_the_indexer_figures_agree_with_each_other():
-    from imgix_autoadder.core.config import (
+    from imgix_autoadder.core.limits import (
         PACING_HEADROOM,
         PUBLISHED_REFRESH_PER_MINUTE,
         SQS_MAX_DELAY_S,

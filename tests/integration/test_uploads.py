@@ -270,7 +270,7 @@ def test_a_transient_failure_is_retried_by_sqs_and_the_rest_of_the_batch_goes_on
     ],
 )
 def test_presigned_url_must_be_https_to_an_s3_host_by_default(url: str, ok: bool):
-    from imgix_autoadder.core.config import Settings
+    from imgix_autoadder.core.settings import Settings
 
     pattern = Settings.upload_url_host_pattern
     if ok:

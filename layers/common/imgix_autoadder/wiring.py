@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
 from imgix_autoadder.core.api_key import ApiKeySource
-from imgix_autoadder.core.config import Settings
+from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.transport import KeySource
 from imgix_autoadder.rate.pacing import Pacers

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-from imgix_autoadder.core.config import SQS_MAX_DELAY_S
+from imgix_autoadder.core.limits import SQS_MAX_DELAY_S
 
 MAX_REASON = 1000
 

@@ -15,7 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey
-from imgix_autoadder.core.config import BACKOFF_MAX_S, Settings
+from imgix_autoadder.core.limits import BACKOFF_MAX_S
+from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.documents import JSONAPI, body_of
 from imgix_autoadder.imgix.errors import (
     TRANSIENT_STATUSES,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -21,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound
+from imgix_autoadder.indexing.coalesce import KeyWork, Log, collect, targets_of
 from imgix_autoadder.indexing.decide import Lookups, decide, is_stale
 from imgix_autoadder.indexing.key_state import KeyState
 from imgix_autoadder.indexing.results import (
@@ -33,20 +33,11 @@ from imgix_autoadder.indexing.results import (
     outcome_of,
 )
 from imgix_autoadder.indexing.state import StateStore
-from imgix_autoadder.ingest.ledger import Receipt, written_by_upload
 from imgix_autoadder.s3.events import (
     ObjectChange,
-    PoisonRecord,
-    SubscriptionHandshake,
-    parse_message_body,
 )
 from imgix_autoadder.s3.origin import Current
 from imgix_autoadder.sources.source_map import SourceMap, Target
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class Origin(Protocol):
@@ -58,36 +49,6 @@ class Origin(Protocol):
 # Keys of one SQS batch handled at once: waits for a pacing slot hold a worker, never an
 # imgix connection, so an add is never queued behind a refresh that waits for its slot.
 BATCH_WORKERS = 10
-
-
-@dataclass
-class _KeyWork:
-    bucket: str
-    key: str
-    targets: list[Target]
-    changes: list[tuple[ObjectChange, str]] = field(default_factory=list)
-    # What the product's ingest handed imgix for a target, by (source id, origin path).
-    receipts: dict[tuple[str, str], Receipt] = field(default_factory=dict)
-
-    def uploaded_targets(self, now: Current) -> list[Target]:
-        """The Sources that imgix wrote this very object for (the product's ingest): it
-        indexed it as it wrote it, so telling it again would waste a call."""
-        return [
-            t
-            for t in self.targets
-            if written_by_upload(self.receipts.get((t.source.id, t.origin_path)), now)
-        ]
-
-    @property
-    def ambiguous(self) -> bool:
-        """Only EventBridge readings of this key, which may not be the real one."""
-        return all(change.ambiguous_key for change, _ in self.changes)
-
-    @property
-    def latest(self) -> ObjectChange:
-        # Ties (no sequencer, same eventTime) go to the later arrival.
-        arrivals = enumerate(c for c, _ in self.changes)
-        return max(arrivals, key=lambda pair: (pair[1].order(), pair[0]))[1]
 
 
 class Indexer:
@@ -140,9 +101,9 @@ class Indexer:
         """`deadline` (time.monotonic()): no imgix call starts that could end after it."""
         self._client.deadline = deadline
         report = BatchReport()
-        work: dict[tuple[str, str], _KeyWork] = {}
+        work: dict[tuple[str, str], KeyWork] = {}
         for message in messages:
-            self._collect(message, work, report)
+            collect(message, self._sources, work, report, self._log)
         outcomes = self._apply_all(list(work.values()))
         for key_work, (result, action) in zip(work.values(), outcomes, strict=True):
             report.counts[
@@ -157,13 +118,13 @@ class Indexer:
     def index_existing(self, change: ObjectChange, deadline: float | None = None) -> Result:
         """Backfill one listed object: add it, refresh it if its ETag changed, or skip it."""
         self._client.deadline = deadline
-        targets, skip_reason = self._targets(change)
+        targets, skip_reason = targets_of(self._sources, change)
         if not targets:
             return Result(Status.SKIPPED, skip_reason)
-        work = _KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
+        work = KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
         return self._apply_all([work])[0][0]
 
-    def _apply_all(self, works: list[_KeyWork]) -> list[tuple[Result, Action]]:
+    def _apply_all(self, works: list[KeyWork]) -> list[tuple[Result, Action]]:
         """Read the keys' states in one go, then handle the keys in parallel."""
         try:
             # Only a Source that allows uploads can have been written to by the ingest.
@@ -188,51 +149,7 @@ class Indexer:
             self._pool.map(lambda w: self._apply_safely(w, known.get((w.bucket, w.key))), works)
         )
 
-    def _targets(self, change: ObjectChange) -> tuple[list[Target], str]:
-        """The Sources to tell about this change, or none and the reason why."""
-        if change.is_folder_marker:
-            return [], "folder marker"
-        targets = self._sources.targets(change.bucket, change.key)
-        return targets, "" if targets else "outside every Source prefix"
-
-    def _collect(
-        self, message: Message, work: dict[tuple[str, str], _KeyWork], report: BatchReport
-    ) -> None:
-        try:
-            changes = parse_message_body(message.body)
-        except SubscriptionHandshake as exc:
-            # One line, the topic and what to do; the message itself (its token) goes to
-            # the DLQ. The URL is never logged nor fetched.
-            self._log.warning(
-                "SNS subscription needs a person",
-                extra={"message_id": message.message_id, "topic": exc.topic_arn, "type": exc.kind},
-            )
-            report.merge(message.message_id, Result(Status.POISON, str(exc)))
-            report.counts["sns_handshake"] += 1
-            report.counts["poison"] += 1
-            return
-        except PoisonRecord as exc:
-            self._log.warning(
-                "poison record", extra={"message_id": message.message_id, "reason": str(exc)}
-            )
-            report.merge(message.message_id, Result(Status.POISON, str(exc)))
-            report.counts["poison"] += 1
-            return
-        report.merge(message.message_id, Result(Status.SKIPPED, "no object change to index"))
-        for change in changes:
-            targets, skip_reason = self._targets(change)
-            if not targets:
-                self._log.info(
-                    f"skipped: {skip_reason}", extra={"bucket": change.bucket, "key": change.key}
-                )
-                report.counts["skipped"] += 1
-                continue
-            entry = work.setdefault(
-                (change.bucket, change.key), _KeyWork(change.bucket, change.key, targets)
-            )
-            entry.changes.append((change, message.message_id))
-
-    def _apply_safely(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
+    def _apply_safely(self, work: KeyWork, known: KeyState | None) -> tuple[Result, Action]:
         try:
             latest = work.latest
             if is_stale(known, latest):
@@ -265,7 +182,7 @@ class Indexer:
             return Result(Status.RETRY, f"{type(exc).__name__}: {exc}"[:500]), Action.NONE
 
     def _apply_as_record(
-        self, event: dict[str, str], work: _KeyWork, known: KeyState | None
+        self, event: dict[str, str], work: KeyWork, known: KeyState | None
     ) -> dict[str, Any]:
         result, action = self._apply(work, known)
         return {
@@ -275,7 +192,7 @@ class Indexer:
             "action": action.value,
         }
 
-    def _apply(self, work: _KeyWork, known: KeyState | None) -> tuple[Result, Action]:
+    def _apply(self, work: KeyWork, known: KeyState | None) -> tuple[Result, Action]:
         """Ask S3 what it holds now, decide (decide.py), make the calls, record the state.
 
         `known`: the key's state as read before it was handled (one read for the batch).
@@ -308,7 +225,7 @@ class Indexer:
             return Result(Status.SKIPPED, decision.reason), Action.NONE
         return Result(Status.DONE, decision.action.value, api_ms), decision.action
 
-    def _never_held(self, work: _KeyWork, latest: ObjectChange) -> bool:
+    def _never_held(self, work: KeyWork, latest: ObjectChange) -> bool:
         """S3 says this reading of an EventBridge key was never an object. Only a versioned
         bucket can say so (its delete events carry a version id, and it keeps history); an
         unversioned one keeps no trace of a deleted key, so both readings are purged (a
@@ -317,12 +234,12 @@ class Indexer:
             return False
         return not self._origin.has_history(work.bucket, work.key)
 
-    def _consume_receipts(self, work: _KeyWork, uploaded: list[Target]) -> None:
+    def _consume_receipts(self, work: KeyWork, uploaded: list[Target]) -> None:
         for target in uploaded:
             pair = (target.source.id, target.origin_path)
             self._state.consume_receipt(*pair, work.receipts[pair])
 
-    def _not_found(self, work: _KeyWork, exc: ImgixNotFound) -> Result:
+    def _not_found(self, work: KeyWork, exc: ImgixNotFound) -> Result:
         """A 404 on add or refresh. Nothing is recorded: imgix was told nothing."""
         for target in work.targets:
             try:

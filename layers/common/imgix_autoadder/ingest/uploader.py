@@ -15,7 +15,8 @@ from typing import Any
 import requests
 from botocore.exceptions import ClientError
 
-from imgix_autoadder.core.config import UPLOAD_SESSION_MAX_BYTES, Settings
+from imgix_autoadder.core.limits import UPLOAD_SESSION_MAX_BYTES
+from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
 from imgix_autoadder.ingest.job import (
