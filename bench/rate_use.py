@@ -41,7 +41,7 @@ BUCKET = "bench-origin"
 PUBLISHED = {"add": 4.0, "purge": 10.0, "refresh": 10.0 / 60.0}
 ROUTES = {"add": "add_asset", "refresh": "refresh_asset", "purge": "purge"}
 CLASS_OF = {"add": "default", "refresh": "refresh", "purge": "purge"}
-ALONE_SPACING = 0.95  # rate_budget.SPACING_MARGIN: what the stack does alone
+ALONE_SPACING = 0.95  # rate.budget.SPACING_MARGIN: what the stack does alone
 
 
 @dataclass(frozen=True)

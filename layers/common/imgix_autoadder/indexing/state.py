@@ -70,7 +70,7 @@ class StateStore:
         keys: Iterable[tuple[str, str]],
         receipts: Iterable[tuple[str, str]] = (),
     ) -> tuple[dict[tuple[str, str], KeyState], dict[tuple[str, str], Receipt]]:
-        """Key states and upload receipts ((source id, origin path), ingest_ledger) in the
+        """Key states and upload receipts ((source id, origin path), ingest/ledger.py) in the
         same round trips: one BatchGetItem per 100 items."""
         wanted_receipts = {receipt_key(*pair): pair for pair in receipts}
         items = self._batch_get([*dict.fromkeys(keys), *wanted_receipts])

@@ -119,7 +119,7 @@ class Uploader:
             raise
         return self.dispose(job, self._settings.ingest_disposition, "uploaded")
 
-    # -- ingest order and receipts (ingest_ledger) -------------------------------------------
+    # -- ingest order and receipts (ledger.py) ----------------------------------------------
     def claim(self, job: UploadJob) -> bool:
         """Record this version as the newest of its key to be ingested; False when a newer
         one was already (then this one must never reach imgix)."""

@@ -18,8 +18,8 @@ shared schedule:
   gets only what the others leave. A schedule busy only with that caller's own last call
   is idle to everyone else: it waits for the next slot rather than failing.
 - 429s: the shared item also holds where the account's window was last met (a ceiling),
-  and every caller spaces its slots by `rate_control.interval_ms`: a short backoff, a hold
-  just under the capacity found, then a probe back to the limit (rate_control explains
+  and every caller spaces its slots by `control.interval_ms`: a short backoff, a hold
+  just under the capacity found, then a probe back to the limit (control.py explains
   the constants). A lone 429 from the stack's own clumping costs about a second of rate;
   a co-tenant is shared with, not yielded to.
 """

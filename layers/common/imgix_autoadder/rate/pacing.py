@@ -18,7 +18,7 @@ class SlotTooLate(Exception):
 
 
 class Pacer(Protocol):
-    """What the client asks of a pacer: in-process (RateLimiter) or shared (rate_budget)."""
+    """What the client asks of a pacer: in-process (RateLimiter) or shared (rate/budget.py)."""
 
     @property
     def interval_s(self) -> float: ...
@@ -51,7 +51,7 @@ class RateLimiter:
         return self._interval
 
     def throttled(self) -> None:
-        """A 429 despite pacing: in-process pacing has nobody to tell (rate_budget does)."""
+        """A 429 despite pacing: in-process pacing has nobody to tell (rate/budget.py does)."""
 
     def on_time(self) -> bool:
         """In-process pacing keeps PACING_HEADROOM for late calls: always on time."""
@@ -59,7 +59,7 @@ class RateLimiter:
 
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
         """Block until this caller's slot; return the seconds waited (`late_s`: as in
-        rate_budget, the next slot is kept that much further off).
+        rate/budget.py, the next slot is kept that much further off).
 
         With `max_wait_s`, a slot further away than that is not taken: SlotTooLate says
         how long the caller would have had to wait, so it can hand the work back instead.
