@@ -181,7 +181,9 @@ class World:
         choices = self.eligible(op[0])
         op = (op[0], choices[op[1] % len(choices)], *op[2:])
         s3, kind, key = self.stack.s3, op[0], self.key(op[1])
-        before = self.served(key)
+        # A copy changes its target (op[2]), not its source: the change is the target's.
+        changed_key = self.key(op[2]) if kind == "copy" else key
+        before = self.served(changed_key)
         event = self._do(s3, kind, key, op)
         if event is None:
             return None
@@ -189,6 +191,8 @@ class World:
             self.unseen.add(event.key)
             return event
         self.unseen.discard(event.key)
+        key = event.key
+        assert key == changed_key, (key, changed_key)
         now, after = time.monotonic(), self.served(key)
         if after is not None and after != self.last_served.get(key):
             # New bytes or metadata since it last existed: imgix must fetch again. (An
@@ -416,7 +420,16 @@ def check_against_s3(world: World, distinct_events: int) -> None:
             if asset is None or asset.etag != head:
                 problems.append(f"{key}: S3 holds {head}, imgix holds {asset and asset.etag}")
             elif asset.fetched_at < changed:
-                problems.append(f"{key}: imgix has not fetched it since its last change")
+                made = [
+                    (c.route, c.status, round(c.at - changed, 3))
+                    for c in emulator.calls
+                    if c.origin_path == path
+                    and c.route in ("add_asset", "refresh_asset", "get_asset")
+                ]
+                problems.append(
+                    f"{key}: imgix has not fetched it since its last change "
+                    f"(calls, seconds after the change: {made})"
+                )
         elif key in world.last_removal:
             removed = world.last_removal[key]
             after = [at for at in purges.get(path, []) if at > removed]

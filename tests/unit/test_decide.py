@@ -6,7 +6,7 @@ must not ask for one, since each costs a call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -84,14 +84,9 @@ def run(
     ambiguous: bool = False,
 ) -> Decision:
     asked = asked or Asked()
+    latest = latest or change(removed=not now.exists)
     return decide(
-        latest or change(removed=not now.exists),
-        known,
-        now,
-        list(targets),
-        list(uploaded),
-        ambiguous,
-        asked.lookups(),
+        latest, known, now, list(targets), list(uploaded), ambiguous, asked.lookups(), [latest]
     )
 
 
@@ -142,6 +137,29 @@ def test_what_imgix_was_last_given_costs_nothing():
     assert decision.calls == []
     assert decision.reason == "imgix holds the current object"
     assert decision.state.s3_present and decision.state.s3_etag == "e2"
+
+
+def test_s3_holding_other_bytes_in_between_is_refreshed_though_it_holds_the_told_ones_again():
+    """put two, put one again: by the time the first event is handled S3 holds the told
+    bytes, but imgix may have fetched the others for a render meanwhile."""
+    between = replace(change(sequencer="00A1"), etag="e9")
+    decision = run(PRESENT, indexed(etag="e2", fingerprint="f2"), between)
+    assert decision.calls == [(TARGET, Action.REFRESH)]
+
+
+def test_an_event_handled_before_with_other_bytes_changes_nothing():
+    """Its ETag is history the state has already seen (a redelivery in a later batch)."""
+    known = indexed(etag="e2", fingerprint="f2")
+    old = replace(change(sequencer="0080"), etag="e9")
+    decision = decide(
+        change(), known, PRESENT, [TARGET], [], False, Asked().lookups(), [old, change()]
+    )
+    assert decision.calls == []
+
+
+def test_the_same_bytes_with_the_quotes_s3_puts_in_a_listing_are_the_same():
+    quoted = replace(change(), etag='"E2"')
+    assert run(PRESENT, indexed(etag="e2", fingerprint="f2"), quoted).calls == []
 
 
 def test_a_state_from_before_fingerprints_holds_any_metadata():

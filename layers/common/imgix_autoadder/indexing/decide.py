@@ -54,18 +54,20 @@ def decide(
     uploaded: Sequence[Target],
     ambiguous: bool,
     lookups: Lookups,
+    changes: Sequence[ObjectChange] = (),
 ) -> Decision:
     """Make imgix hold what S3 holds now, whatever the event said.
 
     `latest`: the key's newest event of the batch; `known`: its state before; `now`: S3's
     answer; `uploaded`: the targets that imgix wrote this very object for (the product's
-    ingest); `ambiguous`: only EventBridge readings of the key, which may not be the real one.
+    ingest); `ambiguous`: only EventBridge readings of the key, which may not be the real one;
+    `changes`: all the key's events being handled (`latest` among them).
     """
     known = known or KeyState(sequencer="")
     seen = replace(known, s3_present=now.exists, s3_etag=now.etag, s3_version=now.version_id)
     sequencer = sortable_sequencer(latest.sequencer)
     if now.exists:
-        if known.holds(now.etag, now.fingerprint):
+        if known.holds(now.etag, now.fingerprint) and not _held_other_bytes(known, changes):
             return Decision(seen, reason="imgix holds the current object")
         told = replace(
             seen,
@@ -94,6 +96,23 @@ def decide(
         told_sequencer=sequencer,
     )
     return Decision(told, [(t, Action.PURGE) for t in targets])
+
+
+def _held_other_bytes(known: KeyState, changes: Sequence[ObjectChange]) -> bool:
+    """S3 held other bytes after imgix was told (an event not handled before says so),
+    even if it holds the told ones again now: imgix may have fetched them for a render
+    meanwhile, so it must fetch again (a refresh) to serve what S3 holds."""
+    told = _etag(known.told_etag)
+    return any(
+        _etag(change.etag) != told
+        for change in changes
+        if change.etag and not change.removed and not is_stale(known, change)
+    )
+
+
+def _etag(etag: str) -> str:
+    """S3 quotes the ETag in HEAD and listings, not in events."""
+    return etag.strip('"').lower()
 
 
 def _index_calls(

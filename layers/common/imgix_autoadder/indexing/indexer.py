@@ -209,7 +209,16 @@ class Indexer:
             has_asset=lambda t: self._client.has_asset(t.source.id, t.origin_path),
         )
         uploaded = work.uploaded_targets(now) if now.exists else []
-        decision = decide(latest, known, now, work.targets, uploaded, work.ambiguous, lookups)
+        decision = decide(
+            latest,
+            known,
+            now,
+            work.targets,
+            uploaded,
+            work.ambiguous,
+            lookups,
+            [change for change, _ in work.changes],
+        )
         api_ms: list[float] = []
         try:
             for target, action in decision.calls:
