@@ -7,22 +7,25 @@ import math
 import random
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 from imgix_autoadder.core.limits import SQS_MAX_DELAY_S
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 MAX_REASON = 1000
 
 
 class _Queue:
-    def __init__(self, make_sqs_client: Callable[[], Any], queue_url: str) -> None:
+    def __init__(self, make_sqs_client: Callable[[], SQSClient], queue_url: str) -> None:
         # Made on first use: most invocations send nothing, and a client costs tens of
         # milliseconds.
         self._make_sqs_client = make_sqs_client
         self._url = queue_url
 
     @cached_property
-    def _sqs(self) -> Any:
+    def _sqs(self) -> SQSClient:
         return self._make_sqs_client()
 
 

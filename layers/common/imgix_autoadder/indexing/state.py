@@ -12,13 +12,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from imgix_autoadder.indexing.key_state import KeyState, Told
 from imgix_autoadder.ingest.ledger import Receipt, receipt_key, receipt_of
 from imgix_autoadder.s3.events import ObjectChange, sortable_sequencer
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 TOMBSTONE_TTL_S = 30 * 24 * 3600  # deleted keys are forgotten after 30 days
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
@@ -56,7 +59,7 @@ def _state_of(item: dict[str, Any]) -> KeyState:
 class StateStore:
     """On the low-level DynamoDB client: the resource layer costs ~100 ms more at cold start."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+    def __init__(self, dynamodb_client: DynamoDBClient, table_name: str) -> None:
         self._ddb = dynamodb_client
         self._table = table_name
 

@@ -23,6 +23,7 @@ environments; a session re-checks the claim just before its PUT).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ from botocore.exceptions import ClientError
 from imgix_autoadder.s3.events import sortable_sequencer
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from imgix_autoadder.s3.origin import Current
 
 CLAIM_PARTITION = "ingest#"
@@ -91,7 +94,9 @@ def receipt_of(item: dict[str, Any]) -> Receipt:
 class IngestLedger:
     """Order claims and upload receipts, on the low-level DynamoDB client."""
 
-    def __init__(self, dynamodb: Any, table: str, clock: Any = time.time) -> None:
+    def __init__(
+        self, dynamodb: DynamoDBClient, table: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self._ddb = dynamodb
         self._table = table
         self._clock = clock

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,12 +19,15 @@ from imgix_autoadder.ingest.job import PermanentUploadError, TransientUploadErro
 from imgix_autoadder.ingest.uploader import Uploader
 from imgix_autoadder.s3.events import PoisonRecord, SubscriptionHandshake, parse_message_body
 
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
 
 class IngestRouter:
     def __init__(
         self,
         uploader: Uploader,
-        stepfunctions: Any,
+        stepfunctions: SFNClient,
         state_machine_arn: str,
         dead_letters: DeadLetterQueue,
         logger: Logger,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from imgix_autoadder.ingest.job import PermanentUploadError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SESSION_LIFETIME_S = 8 * 3600  # imgix: "The session and presigned URL will stay open for 8 hours"
 
@@ -14,7 +17,7 @@ class UploadSessionStore:
     """The presigned URL of each open session, kept out of Step Functions: execution input,
     output and history hold only the session id, and the URL's signature stays here."""
 
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
         self._ddb = dynamodb
         self._table = table
 

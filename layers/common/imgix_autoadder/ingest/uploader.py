@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from botocore.exceptions import ClientError
@@ -35,6 +36,11 @@ from imgix_autoadder.ingest.streaming import (
 )
 from imgix_autoadder.s3.events import ObjectChange, PoisonRecord
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
+
 FAILURE_TAG = "imgix-autoadder-upload"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"  # S3's own default for an object
 
@@ -43,10 +49,10 @@ class Uploader:
     def __init__(
         self,
         client: ImgixClient,
-        s3: Any,
+        s3: S3Client,
         settings: Settings,
         storage_session: requests.Session | None = None,
-        session_store: Any = None,
+        session_store: DynamoDBClient | None = None,
         ledger: IngestLedger | None = None,
     ) -> None:
         self._client = client
@@ -235,7 +241,7 @@ class Uploader:
         Checked against S3 itself, since events arrive in any order and more than once."""
         return self._check_current(job)[0]
 
-    def _check_current(self, job: UploadJob) -> tuple[str, dict[str, Any]]:
+    def _check_current(self, job: UploadJob) -> tuple[str, Mapping[str, object]]:
         """superseded_by's reason, with the HEAD of the current object it was read from."""
         try:
             head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
@@ -245,13 +251,13 @@ class Uploader:
             raise
         return self._superseded_reason(job, head), head
 
-    def _superseded_reason(self, job: UploadJob, head: dict[str, Any]) -> str:
+    def _superseded_reason(self, job: UploadJob, head: Mapping[str, object]) -> str:
         current_version = str(head.get("VersionId") or "")
         if job.version_id and current_version and current_version != job.version_id:
             return f"a newer version ({current_version}) of the ingest key is current"
         if not job.version_id and str(head.get("ETag", "")).strip('"') != job.etag:
             return "the ingest key was overwritten since this event"
-        version = {"VersionId": job.version_id} if job.version_id else {}
+        version: dict[str, Any] = {"VersionId": job.version_id} if job.version_id else {}
         tags = self._s3.get_object_tagging(Bucket=job.bucket, Key=job.key, **version)
         for tag in tags.get("TagSet", []):
             if tag.get("Key") == FAILURE_TAG:
@@ -261,7 +267,7 @@ class Uploader:
     # -- plumbing ----------------------------------------------------------------------------
     def dispose(self, job: UploadJob, disposition: str, outcome: str) -> str:
         """What becomes of the ingest object: deleted, tagged with the outcome, or kept."""
-        version = {"VersionId": job.version_id} if job.version_id else {}
+        version: dict[str, Any] = {"VersionId": job.version_id} if job.version_id else {}
         if disposition == "delete":
             self._s3.delete_object(Bucket=job.bucket, Key=job.key, **version)
         elif disposition == "tag":
@@ -273,11 +279,12 @@ class Uploader:
             )
         return disposition
 
-    def _get(self, job: UploadJob) -> dict[str, Any]:
+    def _get(self, job: UploadJob) -> GetObjectOutputTypeDef:
         # Pin the exact object the event announced: a later overwrite is a later event.
-        pin = {"VersionId": job.version_id} if job.version_id else {"IfMatch": job.etag}
-        obj: dict[str, Any] = self._s3.get_object(Bucket=job.bucket, Key=job.key, **pin)
-        return obj
+        pin: dict[str, Any] = (
+            {"VersionId": job.version_id} if job.version_id else {"IfMatch": job.etag}
+        )
+        return self._s3.get_object(Bucket=job.bucket, Key=job.key, **pin)
 
     @staticmethod
     def _call(method: Any, *args: Any) -> Any:

@@ -30,12 +30,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from imgix_autoadder.rate.control import Throttle, after_429, interval_ms
 from imgix_autoadder.rate.pacing import SlotTooLate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SPACING_MARGIN = 0.95  # loopback-steady arrivals: 5% keeps two slots out of one window
 MAX_TRIES = 40
@@ -54,7 +57,7 @@ class SharedRateLimiter:
 
     def __init__(
         self,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         table: str,
         account: str,
         limit_class: str,

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 # What imgix may serve differently although the bytes are the same (a copy in place that
@@ -40,7 +44,7 @@ class Current:
     kms_encrypted: bool = False  # then the ETag is not the MD5 of the bytes
 
 
-def fingerprint(head: dict[str, Any]) -> str:
+def fingerprint(head: Mapping[str, object]) -> str:
     served = {name: str(head.get(name, "")) for name in SERVED_METADATA}
     served["Metadata"] = json.dumps(head.get("Metadata") or {}, sort_keys=True)
     digest = hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()
@@ -48,7 +52,7 @@ def fingerprint(head: dict[str, Any]) -> str:
 
 
 class S3Origin:
-    def __init__(self, s3_client: Any) -> None:
+    def __init__(self, s3_client: S3Client) -> None:
         self._s3 = s3_client
 
     def current(self, bucket: str, key: str) -> Current:
@@ -73,18 +77,17 @@ class S3Origin:
             kms_encrypted=str(head.get("ServerSideEncryption", "")).startswith("aws:kms"),
         )
 
-    def _history(self, bucket: str, key: str) -> tuple[list[dict[str, Any]], bool]:
+    def _history(self, bucket: str, key: str) -> tuple[list[Mapping[str, object]], bool]:
         """The key's own versions and delete markers (a first page), and whether the
         listing was cut short by other keys sharing the prefix."""
         # botocore asks for EncodingType=url and decodes the keys itself: XML cannot carry
         # every character a key may hold.
         listed = self._s3.list_object_versions(Bucket=bucket, Prefix=key, MaxKeys=10)
-        mine = [
-            entry
-            for group in ("Versions", "DeleteMarkers")
-            for entry in listed.get(group, [])
-            if entry.get("Key") == key
+        entries: list[Mapping[str, object]] = [
+            *listed.get("Versions", []),
+            *listed.get("DeleteMarkers", []),
         ]
+        mine = [entry for entry in entries if entry.get("Key") == key]
         return mine, bool(listed.get("IsTruncated"))
 
     def has_history(self, bucket: str, key: str) -> bool:
