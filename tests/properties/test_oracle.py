@@ -133,6 +133,8 @@ class World:
     last_change: dict[str, float] = field(default_factory=dict)
     last_removal: dict[str, float] = field(default_factory=dict)
     last_served: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Unversioned: the change before the last, to see a metadata-only excursion undone.
+    before_last: dict[str, tuple[tuple[str, str], float]] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
         if name == "outside":
@@ -189,6 +191,9 @@ class World:
             return None
         if event.unseen:
             self.unseen.add(event.key)
+            served = self.served(event.key)
+            if served is not None:  # what S3 held before the stack watched
+                self.last_served[event.key] = served
             return event
         self.unseen.discard(event.key)
         key = event.key
@@ -197,7 +202,23 @@ class World:
         if after is not None and after != self.last_served.get(key):
             # New bytes or metadata since it last existed: imgix must fetch again. (An
             # undelete that restores what imgix still holds is not a change.)
-            self.last_change[key] = now
+            previous = self.last_served.get(key)
+            undone = self.before_last.get(key)
+            if (
+                not self.versioned
+                and previous is not None
+                and undone is not None
+                and undone[0] == after
+                and previous[0] == after[0]
+            ):
+                # Unversioned, the same bytes: a metadata-only change undone before its
+                # event is handled leaves no trace any S3 reader can see (the same ETag,
+                # no history, LastModified to the second). The key is as it was before.
+                self.last_change[key] = undone[1]
+            else:
+                if previous is not None:
+                    self.before_last[key] = (previous, self.last_change.get(key, 0.0))
+                self.last_change[key] = now
             self.last_served[key] = after
         elif after is None and before is not None:
             self.last_removal[key] = now

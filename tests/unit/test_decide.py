@@ -147,6 +147,20 @@ def test_s3_holding_other_bytes_in_between_is_refreshed_though_it_holds_the_told
     assert decision.calls == [(TARGET, Action.REFRESH)]
 
 
+def test_a_version_replaced_before_its_event_is_handled_is_refreshed_for():
+    """Versioned: the event names v1.5, S3 holds v2 (the told bytes and metadata) by now:
+    v1.5 existed after imgix was told, with metadata no event shows."""
+    between = replace(change(sequencer="00A1"), version_id="v1.5")
+    decision = run(PRESENT, indexed(etag="e2", fingerprint="f2"), between)
+    assert decision.calls == [(TARGET, Action.REFRESH)]
+
+
+def test_an_identical_rewrite_handled_while_current_costs_nothing():
+    """The common case of an identical re-upload: its event names the current version."""
+    rewrite = replace(change(sequencer="00A1"), version_id="v2")
+    assert run(PRESENT, indexed(etag="e2", fingerprint="f2"), rewrite).calls == []
+
+
 def test_an_event_handled_before_with_other_bytes_changes_nothing():
     """Its ETag is history the state has already seen (a redelivery in a later batch)."""
     known = indexed(etag="e2", fingerprint="f2")

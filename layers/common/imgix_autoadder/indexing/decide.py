@@ -67,7 +67,7 @@ def decide(
     seen = replace(known, s3_present=now.exists, s3_etag=now.etag, s3_version=now.version_id)
     sequencer = sortable_sequencer(latest.sequencer)
     if now.exists:
-        if known.holds(now.etag, now.fingerprint) and not _held_other_bytes(known, changes):
+        if known.holds(now.etag, now.fingerprint) and not _held_other_object(known, changes, now):
             return Decision(seen, reason="imgix holds the current object")
         told = replace(
             seen,
@@ -98,16 +98,26 @@ def decide(
     return Decision(told, [(t, Action.PURGE) for t in targets])
 
 
-def _held_other_bytes(known: KeyState, changes: Sequence[ObjectChange]) -> bool:
-    """S3 held other bytes after imgix was told (an event not handled before says so),
-    even if it holds the told ones again now: imgix may have fetched them for a render
-    meanwhile, so it must fetch again (a refresh) to serve what S3 holds."""
+def _held_other_object(known: KeyState, changes: Sequence[ObjectChange], now: Current) -> bool:
+    """S3 held another object after imgix was told, even if it holds the told bytes and
+    metadata again now: imgix may have fetched that one for a render meanwhile, so it must
+    fetch again (a refresh). An event not handled before says so when its ETag is not the
+    told one, or (versioned) when its version is no longer the current one. (An unversioned
+    bucket cannot show a metadata-only object that was replaced: same ETag, no history.)"""
     told = _etag(known.told_etag)
-    return any(
-        _etag(change.etag) != told
-        for change in changes
-        if change.etag and not change.removed and not is_stale(known, change)
-    )
+    for change in changes:
+        if change.removed or is_stale(known, change):
+            continue
+        if change.etag and _etag(change.etag) != told:
+            return True
+        replaced = _versioned(now.version_id) and change.version_id != now.version_id
+        if _versioned(change.version_id) and replaced:
+            return True
+    return False
+
+
+def _versioned(version_id: str) -> bool:
+    return version_id not in ("", "null")
 
 
 def _etag(etag: str) -> str:
