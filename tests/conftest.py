@@ -20,6 +20,7 @@ from tests.harness.template_iam import (
     admin_session,
     enforce_iam,
     function_identities,
+    shared_models_session,
     state_machine_identity,
 )
 from tests.harness.world import (
@@ -60,7 +61,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         admin = admin_session().get_credentials()
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_key)
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the next client reads them
+        # The next client reads them (and the process's shared service models).
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", shared_models_session())
         with enforce_iam():
             yield
 

@@ -17,7 +17,6 @@ AWS rules moto lacks:
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import functools
 import json
@@ -30,6 +29,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
+import botocore.loaders
+import botocore.session
 from cfnlint.decode import decode_str
 from moto import settings
 from moto.awslambda.responses import LambdaResponse
@@ -85,9 +86,23 @@ class Physical:
     attributes: dict[str, str]
 
 
+# Parameters that only name things (a Source id, a secret's ARN: new in every test): the
+# translation does not branch on their values, so it is made once under placeholders and
+# the values are put back after (the translator takes about half a second a run).
+_NAMES_ONLY = ("ImgixSourceIds", "ImgixApiKeySecretArn")
+
+
 def sam_translate(parameters: dict[str, str]) -> dict[str, Any]:
     """template.yaml as CloudFormation, through the SAM translator `sam deploy` uses."""
-    return copy.deepcopy(_translated(json.dumps(parameters, sort_keys=True)))
+    placeholders = {name: f"placeholder-for-{name}" for name in _NAMES_ONLY if name in parameters}
+    keyed = {**parameters, **placeholders}
+    text = json.dumps(_translated(json.dumps(keyed, sort_keys=True)))
+    for name, token in placeholders.items():
+        value = parameters[name]
+        assert json.dumps(value) == f'"{value}"', f"{name} must be JSON-plain: {value!r}"
+        text = text.replace(token, value)
+    translated: dict[str, Any] = json.loads(text)
+    return translated
 
 
 @functools.cache
@@ -216,6 +231,19 @@ def role_policies(
     return [{"Version": "2012-10-17", **doc} for doc in documents]
 
 
+# One loader of AWS's service models for every session of a test process: each new
+# botocore session would otherwise parse the same JSON models again (most of a test's
+# set-up time). The models are read-only data; moto patches requests, not models.
+_MODELS = botocore.loaders.create_loader()
+
+
+def shared_models_session(**kw: Any) -> boto3.Session:
+    """A boto3 session like boto3.Session(**kw), reading the process's shared models."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _MODELS)
+    return boto3.Session(botocore_session=core, **kw)
+
+
 def identity_session(name: str, documents: list[dict[str, Any]]) -> boto3.Session:
     """An IAM user in moto holding exactly these policies, as a boto3 session."""
     iam = boto3.client("iam")
@@ -225,7 +253,7 @@ def identity_session(name: str, documents: list[dict[str, Any]]) -> boto3.Sessio
             UserName=name, PolicyName=f"policy{index}", PolicyDocument=json.dumps(document)
         )
     key = iam.create_access_key(UserName=name)["AccessKey"]
-    return boto3.Session(
+    return shared_models_session(
         aws_access_key_id=key["AccessKeyId"],
         aws_secret_access_key=key["SecretAccessKey"],
         region_name=REGION,
