@@ -11,7 +11,9 @@ run:            ## The main job locally: moto + imgix emulator + the real handle
 
 test:           ## Every check CI runs: lint, types, tests, template and state machines
 	@scripts/bootstrap --tools
-	$(MAKE) --no-print-directory lint typecheck pytest template
+	$(MAKE) --no-print-directory lint typecheck
+	@# The template checks run beside the tests (each target's output is kept together).
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest template
 
 lint:
 	.venv/bin/ruff format --check .
