@@ -26,7 +26,7 @@ typecheck:      ## Every handler is a module named app: one mypy run each
 # Every tier at once, spread over the cores (tests are independent: each has its own moto,
 # emulator port and stack); --durations says where the time goes.
 pytest:
-	.venv/bin/pytest -n auto --dist worksteal --durations=15
+	.venv/bin/pytest -n 4 --dist load --maxschedchunk 2 --durations=15
 
 unit:           ## Pure tests (no moto, no network): seconds
 	.venv/bin/pytest -q tests/unit

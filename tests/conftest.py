@@ -129,3 +129,19 @@ def invoke(indexer: ModuleType) -> Invoke:
         return result
 
     return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests first, longest first (`@pytest.mark.long(seconds)`, as measured here),
+    each followed by a short one: with `--dist load --maxschedchunk 2`
+    every xdist worker starts on a different long test, and they end while the short ones
+    run instead of one of them ending the run alone."""
+
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return float(marker.args[0]) if marker else 0.0
+
+    long = sorted((item for item in items if seconds(item)), key=seconds, reverse=True)
+    short = [item for item in items if not seconds(item)]
+    paired = [item for pair in zip(long, short, strict=False) for item in pair]
+    items[:] = paired + long[len(short) :] + short[len(long) :]

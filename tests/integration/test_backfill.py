@@ -15,6 +15,7 @@ from tests.harness.world import BUCKET, ROOT, Stack, load_function
 BACKFILL_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-backfill"
 
 
+@pytest.mark.long(40)
 def test_backfill_indexes_existing_objects_within_the_rate_limits(
     stack: Stack, invoke, monkeypatch: pytest.MonkeyPatch
 ):

@@ -166,6 +166,7 @@ def test_bad_input_corpus(stack: Stack, invoke: Invoke, body: str, expected: str
         assert mine and all(c.status == 200 for c in mine)
 
 
+@pytest.mark.long(19)
 def test_a_body_with_many_records_indexes_every_one(stack: Stack, invoke: Invoke):
     records = []
     for i in range(200):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.harness.world import ROOT
 
 
+@pytest.mark.long(80)
 def test_bench_smoke_prints_every_figure_with_its_baseline():
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke"],

@@ -26,6 +26,7 @@ KEYS = 220
 FAULT_RATE = 0.2
 
 
+@pytest.mark.long(170)
 def test_1000_events_with_20_percent_faults_lose_and_reorder_nothing(
     stack: Stack, indexer: Any, capsys: pytest.CaptureFixture[str]
 ):

@@ -34,6 +34,7 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long(22)
 def test_transfer_of_a_1gb_object_keeps_memory_bounded(
     moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):

@@ -344,6 +344,7 @@ ORACLE_SETTINGS: dict[str, Any] = {
 }
 
 
+@pytest.mark.long(37)
 @settings(max_examples=EXAMPLES, **ORACLE_SETTINGS)
 @given(data=st.data())
 def test_imgix_ends_holding_what_s3_holds(
@@ -352,6 +353,7 @@ def test_imgix_ends_holding_what_s3_holds(
     check_promise(stack, environments, data.draw, f"ex{next(examples)}")
 
 
+@pytest.mark.long(45)
 @pytest.mark.parametrize("origin_versioned", [False])
 @settings(max_examples=max(10, EXAMPLES // 2), **ORACLE_SETTINGS)
 @given(data=st.data())
