@@ -43,7 +43,7 @@ def _read(env: Mapping[str, str], spec: Field[Any], problems: list[str]) -> Any:
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if isinstance(default, str):
-        value = raw.strip() if spec.metadata["needed_by"] else raw
+        value = raw.strip()
         choices = spec.metadata["choices"]
         if choices and value not in choices:
             problems.append(f"{name}={raw!r} must be one of {choices}")
