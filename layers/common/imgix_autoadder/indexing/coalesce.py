@@ -42,14 +42,18 @@ class KeyWork:
         ]
 
     @property
+    def events(self) -> list[ObjectChange]:
+        return [change for change, _ in self.changes]
+
+    @property
     def ambiguous(self) -> bool:
         """Only EventBridge readings of this key, which may not be the real one."""
-        return all(change.ambiguous_key for change, _ in self.changes)
+        return all(change.ambiguous_key for change in self.events)
 
     @property
     def latest(self) -> ObjectChange:
         # Ties (no sequencer, same eventTime) go to the later arrival.
-        arrivals = enumerate(c for c, _ in self.changes)
+        arrivals = enumerate(self.events)
         return max(arrivals, key=lambda pair: (pair[1].order(), pair[0]))[1]
 
 

@@ -54,7 +54,7 @@ def decide(
     uploaded: Sequence[Target],
     ambiguous: bool,
     lookups: Lookups,
-    changes: Sequence[ObjectChange] = (),
+    changes: Sequence[ObjectChange],
 ) -> Decision:
     """Make imgix hold what S3 holds now, whatever the event said.
 

@@ -33,9 +33,7 @@ from imgix_autoadder.indexing.results import (
     outcome_of,
 )
 from imgix_autoadder.indexing.state import StateStore
-from imgix_autoadder.s3.events import (
-    ObjectChange,
-)
+from imgix_autoadder.s3.events import ObjectChange
 from imgix_autoadder.s3.origin import Current
 from imgix_autoadder.sources.source_map import SourceMap, Target
 
@@ -217,7 +215,7 @@ class Indexer:
             uploaded,
             work.ambiguous,
             lookups,
-            [change for change, _ in work.changes],
+            work.events,
         )
         api_ms: list[float] = []
         try:
