@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from imgix_autoadder import wiring
 from imgix_autoadder.imgix.client import ImgixClient
+from localdev import moto_speedups
 from localdev.imgix_emulator import ImgixEmulator, S3Origin
 from localdev.provision import provision
 from tests.harness.template_iam import (
@@ -39,6 +40,9 @@ from tests.harness.world import (
     load_function,
     template_parameters,
 )
+
+# moto's SQS walks the whole queue per message received; the patch keeps its answers.
+moto_speedups.apply()
 
 
 @pytest.fixture
