@@ -178,8 +178,12 @@ class ImgixEmulator:
         return f"http://{host!s}:{port}"
 
     def start(self) -> ImgixEmulator:
+        # shutdown() waits for the loop's next poll: 0.5 s by default, at every test's end.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="imgix-emulator"
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            daemon=True,
+            name="imgix-emulator",
         )
         self._thread.start()
         return self
