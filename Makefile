@@ -11,9 +11,10 @@ run:            ## The main job locally: moto + imgix emulator + the real handle
 
 test:           ## Every check CI runs: lint, types, tests, template and state machines
 	@scripts/bootstrap --tools
-	$(MAKE) --no-print-directory lint typecheck
-	@# The template checks run beside the tests (each target's output is kept together).
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest template
+	$(MAKE) --no-print-directory lint
+	@# Types and the template checks run beside the tests (each target's output is kept
+	@# together): the tests spend part of their time waiting on rate limits and timeouts.
+	$(MAKE) --no-print-directory -j3 --output-sync=target pytest typecheck template
 
 lint:
 	.venv/bin/ruff format --check .
