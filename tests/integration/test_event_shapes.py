@@ -294,6 +294,28 @@ def test_an_unversioned_eventbridge_delete_of_an_unseen_key_purges_both_readings
     assert routes(stack) == ["purge"] * 2 * len(DOMAINS)
 
 
+@pytest.mark.parametrize("encoded", [False, True])
+def test_a_versioned_eventbridge_delete_of_a_keys_only_version_purges_every_reading(
+    stack: Stack, invoke: Invoke, encoded: bool
+):
+    """Found by the oracle: a key put and its only version deleted before either event is
+    handled. S3 keeps no trace of either reading of the EventBridge key, so it cannot say
+    which was real: both are purged (a lost delete would keep the image up)."""
+    key = "images/d+e.jpg"
+    v1 = put(stack, key)
+    put_event = created(stack, key, v1)  # S3's order: the put's sequencer first
+    stack.s3.delete_object(Bucket=BUCKET, Key=key, VersionId=v1["version"])
+    raw = quote_plus(key, safe="/") if encoded else key
+    deleted = shaped("eventbridge-object-deleted-permanently.json", key, v1["version"], raw_key=raw)
+
+    assert deliver(invoke, put_event) == {"batchItemFailures": []}  # finds it gone: nothing
+    assert deliver(invoke, deleted) == {"batchItemFailures": []}
+
+    real = [f"https://{domain}/d%2Be.jpg" for domain in DOMAINS]
+    assert set(real) <= set(stack.emulator.purges)
+    assert routes(stack) == ["purge"] * 2 * len(DOMAINS)  # the other reading's too, no add
+
+
 def template_notification_events() -> list[str]:
     config = RESOURCES["OriginBucket"]["Properties"]["NotificationConfiguration"]
     return [q["Event"] for q in config["QueueConfigurations"]]

@@ -108,6 +108,7 @@ class Indexer:
                 action.value if result.status is Status.DONE else result.status.value
             ] += 1
             report.counts["key_rejected"] += int(result.key_rejected)
+            report.counts["unavailable"] += int(result.imgix_unavailable)
             report.api_latency_ms.extend(result.api_ms)
             for _, message_id in key_work.changes:
                 report.merge(message_id, result)
@@ -233,13 +234,21 @@ class Indexer:
         return Result(Status.DONE, decision.action.value, api_ms), decision.action
 
     def _never_held(self, work: KeyWork, latest: ObjectChange) -> bool:
-        """S3 says this reading of an EventBridge key was never an object. Only a versioned
-        bucket can say so (its delete events carry a version id, and it keeps history); an
-        unversioned one keeps no trace of a deleted key, so both readings are purged (a
-        purge of a URL that never existed is harmless; a lost delete keeps an image up)."""
+        """S3 says this reading of an EventBridge key was never an object: it has no trace
+        of it, and holds the other reading or its history. Only a versioned bucket can say
+        so (its delete events carry a version id, and it keeps history); an unversioned one
+        keeps no trace of a deleted key, and a key whose only version was deleted leaves
+        none either, so then every reading is purged (a purge of a URL that never existed
+        is harmless; a lost delete keeps an image up)."""
         if latest.version_id in ("", "null"):  # EventBridge: version-id only when versioned
             return False
-        return not self._origin.has_history(work.bucket, work.key)
+        if self._origin.has_history(work.bucket, work.key):
+            return False
+        other = latest.other_reading
+        return bool(other) and (
+            self._origin.current(work.bucket, other).exists
+            or self._origin.has_history(work.bucket, other)
+        )
 
     def _consume_receipts(self, work: KeyWork, uploaded: list[Target]) -> None:
         for target in uploaded:

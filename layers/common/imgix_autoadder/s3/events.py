@@ -58,6 +58,7 @@ class ObjectChange:
     # An EventBridge key may or may not be URL-encoded (AWS's event-structure page does not
     # say): then both readings are handled, and S3 or the state table says which is real.
     ambiguous_key: bool = False
+    other_reading: str = ""  # the other reading of an ambiguous key
 
     @property
     def is_folder_marker(self) -> bool:
@@ -182,8 +183,8 @@ def _from_eventbridge(document: dict[str, Any]) -> list[ObjectChange]:
     if decoded == change.key:
         return [change]
     return [
-        replace(change, ambiguous_key=True),
-        replace(change, key=decoded, ambiguous_key=True),
+        replace(change, ambiguous_key=True, other_reading=decoded),
+        replace(change, key=decoded, ambiguous_key=True, other_reading=change.key),
     ]
 
 
