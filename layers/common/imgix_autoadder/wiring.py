@@ -19,6 +19,7 @@ from imgix_autoadder.core.api_key import ApiKeySource
 from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.transport import KeySource
+from imgix_autoadder.rate.breaker import Breaker
 from imgix_autoadder.rate.pacing import Pacers
 
 # The builders import their parts themselves, so that the uploader never loads
@@ -93,8 +94,22 @@ def build_pacers(settings: Settings, session: boto3.Session | None = None) -> Pa
     )
 
 
+def build_breaker(settings: Settings, session: boto3.Session | None = None) -> Breaker:
+    """The stack's breaker: shared through the budget table when there is one, else this
+    process's own."""
+    if not settings.rate_budget_table or session is None:
+        return Breaker()
+    from imgix_autoadder.rate.breaker import DynamoBreakerStore
+
+    dynamodb = aws_client(session, "dynamodb")
+    return Breaker(DynamoBreakerStore(dynamodb, settings.rate_budget_table, settings.imgix_account))
+
+
 def build_client(
-    settings: Settings, keys: KeySource | str, pacers: Pacers | None = None
+    settings: Settings,
+    keys: KeySource | str,
+    pacers: Pacers | None = None,
+    breaker: Breaker | None = None,
 ) -> ImgixClient:
     return ImgixClient(
         api_key=keys,
@@ -106,6 +121,7 @@ def build_client(
         retry_after_max_s=settings.retry_after_max_s,
         pool_size=max(settings.max_parallel_requests, 2),
         pacers=pacers or build_pacers(settings),
+        breaker=breaker or Breaker(),
         max_pacing_wait_s=settings.max_pacing_wait_s,
     )
 
@@ -113,7 +129,8 @@ def build_client(
 def function_client(settings: Settings, function: str) -> tuple[boto3.Session, ImgixClient]:
     session = aws_session(function)
     pacers = build_pacers(settings, session)
-    return session, build_client(settings, api_key_source(settings, session), pacers)
+    breaker = build_breaker(settings, session)
+    return session, build_client(settings, api_key_source(settings, session), pacers, breaker)
 
 
 def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> SourceMap:
@@ -201,15 +218,21 @@ def build_uploader(settings: Settings, function: str = "UploaderFunction") -> Up
 
 
 def build_ingest_router(settings: Settings, logger: Logger, metrics: Metrics) -> IngestRouter:
-    from imgix_autoadder.core.dead_letters import DeadLetterQueue
+    from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
     from imgix_autoadder.ingest.router import IngestRouter
 
     session = aws_session("UploadRouterFunction")
+
+    @cache
+    def sqs() -> Any:
+        return aws_client(session, "sqs")
+
     return IngestRouter(
         build_uploader(settings, "UploadRouterFunction"),
         aws_client(session, "stepfunctions"),
         settings.upload_state_machine_arn,
-        DeadLetterQueue(lambda: aws_client(session, "sqs"), settings.dead_letter_queue_url),
+        DeadLetterQueue(sqs, settings.dead_letter_queue_url),
+        Redelivery(sqs, settings.ingest_queue_url),
         logger,
         metrics,
     )

@@ -10,7 +10,11 @@ from urllib.parse import urlsplit
 
 import requests
 
+from imgix_autoadder.rate.breaker import BreakerOpen
+
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# Answers that say imgix itself is failing (with no answer at all): what the breaker counts.
+OUTAGE_STATUSES = frozenset({500, 502, 503, 504})
 
 
 @dataclass
@@ -41,6 +45,16 @@ class ImgixTransportError(ImgixError):
 
 class ImgixAuthError(ImgixError):
     """The key was refused (401) even after re-reading it, or could not be read at all."""
+
+
+class ImgixUnavailable(ImgixError):
+    """imgix is down (the stack's breaker is open): no request was sent, or this one's
+    failure left the breaker open. `retry_after_s` says when the breaker looks again."""
+
+    @classmethod
+    def because(cls, shut: BreakerOpen, operation: str) -> ImgixUnavailable:
+        detail = f"{shut}: no call sent; next try in {shut.wait_s:.0f} s"
+        return cls(503, "imgix unavailable", detail, operation, shut.wait_s)
 
 
 class OutOfTime(ImgixError):

@@ -19,13 +19,17 @@ from imgix_autoadder.core.limits import BACKOFF_MAX_S
 from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.documents import JSONAPI, body_of
 from imgix_autoadder.imgix.errors import (
+    OUTAGE_STATUSES,
     TRANSIENT_STATUSES,
     ImgixAuthError,
+    ImgixError,
     ImgixTransportError,
+    ImgixUnavailable,
     OutOfTime,
     error_from,
     short,
 )
+from imgix_autoadder.rate.breaker import Breaker, BreakerOpen
 from imgix_autoadder.rate.pacing import Pacer, Pacers, SlotTooLate
 
 # A call that must open a new connection reaches imgix later than its pacing slot (TCP and
@@ -47,7 +51,9 @@ class KeySource(Protocol):
 class Transport:
     """Every call is paced, retried here (each retry takes a pacing slot again), bounded
     by `deadline` (a time.monotonic() value, set per invocation), and re-reads the key
-    once on a 401, so that a rotated key is picked up without a cold start."""
+    once on a 401, so that a rotated key is picked up without a cold start. While the
+    stack's breaker is open (imgix down), no request is sent: ImgixUnavailable says when
+    to try again."""
 
     api_key: KeySource | str = field(repr=False)
     # Defaults are the settings' own (core/config.py), declared once there.
@@ -59,6 +65,7 @@ class Transport:
     retry_after_max_s: int = Settings.retry_after_max_s
     pool_size: int = 10
     pacers: Pacers = field(default_factory=Pacers.unlimited)
+    breaker: Breaker = field(default_factory=Breaker)
     max_pacing_wait_s: float = Settings.max_pacing_wait_s
     deadline: float | None = None
     session: requests.Session = field(init=False, repr=False)
@@ -111,6 +118,7 @@ class Transport:
             # requests would label the body application/json; imgix speaks JSON:API.
             kw["data"] = json.dumps(kw.pop("json")).encode()
         attempt, reauthenticated, missed = 0, False, 0
+        admitted_attempt = -1  # a new slot or a fresh key is not a new attempt: one admission
         paced_by = pacer or self.pacers.default
         while True:
             # imgix counts each endpoint against its own published limit, or the default
@@ -118,6 +126,9 @@ class Transport:
             # The key first: a read from Secrets Manager between the slot and the send
             # would make the call reach imgix late, closer to the next caller's slot.
             key = self._current_key(fresh=False, operation=operation)
+            if admitted_attempt != attempt:
+                self._admit(operation)
+                admitted_attempt = attempt
             late = NEW_CONNECTION_ALLOWANCE_S if self._connections.cold() else 0.0
             self._pace(paced_by, operation, late)
             try:
@@ -134,17 +145,25 @@ class Transport:
                 missed += 1  # nothing was sent: the slot is left empty, a new one taken
                 continue
             except requests.RequestException as exc:
+                lost = ImgixTransportError(0, type(exc).__name__, short(exc), operation)
                 unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
                     isinstance(exc, requests.ConnectionError)
                     and not isinstance(exc, requests.exceptions.ReadTimeout)
                     and "RemoteDisconnected" not in repr(exc)
                 )
+                # A call that may have reached imgix and must not be sent twice keeps its
+                # own error: its caller knows how to settle that doubt.
+                self._outage(lost, stop=resend or unsent)
                 if attempt < self.max_retries and (resend or unsent):
                     self._back_off(attempt, None, operation)
                     attempt += 1
                     continue
-                raise ImgixTransportError(0, type(exc).__name__, short(exc), operation) from None
+                raise lost from None
             status = response.status_code
+            if status in OUTAGE_STATUSES:
+                self._outage(error_from(response, operation))
+            else:
+                self.breaker.answered()
             if status == 401 and not reauthenticated:
                 # The key may have been rotated: read it again, past the cache, once.
                 reauthenticated = True
@@ -208,6 +227,29 @@ class Transport:
                     timeout=(self.connect_timeout_s, self.read_timeout_s),
                     allow_redirects=False,
                 )
+
+    def _admit(self, operation: str) -> None:
+        try:
+            self.breaker.admit()
+        except BreakerOpen as shut:
+            raise ImgixUnavailable.because(shut, operation) from None
+        except Exception as exc:  # the breaker's table unreachable: imgix may still be up
+            raise ImgixTransportError(0, "Breaker unavailable", short(exc), operation) from None
+
+    def _outage(self, error: ImgixError, stop: bool = True) -> None:
+        """Tell the breaker; when that left it open, stop: no more retries from here."""
+        try:
+            wait_s = self.breaker.outage()
+        except Exception:  # the breaker's table unreachable: retry as without a breaker
+            return
+        if wait_s is not None and stop:
+            raise ImgixUnavailable(
+                503,
+                "imgix unavailable",
+                f"{error.detail} (the stack's breaker is open: next try in {wait_s:.0f} s)",
+                error.operation,
+                wait_s,
+            )
 
     def _pace(self, pacer: Pacer, operation: str, late_s: float = 0.0) -> None:
         max_wait = self.max_pacing_wait_s

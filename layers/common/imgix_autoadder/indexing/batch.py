@@ -18,10 +18,10 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
-from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError
+from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, ImgixUnavailable
 from imgix_autoadder.indexing.indexer import Indexer
 from imgix_autoadder.indexing.results import BatchReport, Message, Result, Status, outcome_of
-from imgix_autoadder.s3.events import misdirected_source
+from imgix_autoadder.s3.events import PoisonRecord, misdirected_source, parse_message_body
 
 METRIC_NAMES = {
     "add": "Added",
@@ -32,6 +32,7 @@ METRIC_NAMES = {
     "poison": "DeadLettered",
     "retry": "Failed",
     "key_rejected": "ApiKeyRejected",
+    "unavailable": "ImgixUnavailable",
     "sns_handshake": "SnsSubscriptionHandshakes",
 }
 
@@ -78,9 +79,17 @@ class IndexerBatchHandler:
             # The Sources cannot be read: every record shares the outcome (a refused key
             # holds the batch back, a missing Source dead-letters it with the reason).
             report = BatchReport()
-            for message_id in bodies:
-                report.merge(message_id, outcome_of(exc))
+            shared = outcome_of(exc)
+            for message_id, body in bodies.items():
+                try:
+                    parse_message_body(body)
+                except PoisonRecord as poison:  # poison whatever imgix says: never held back
+                    report.merge(message_id, Result(Status.POISON, str(poison)))
+                    report.counts["poison"] += 1
+                    continue
+                report.merge(message_id, shared)
             report.counts["key_rejected"] += int(isinstance(exc, ImgixAuthError))
+            report.counts["unavailable"] += int(isinstance(exc, ImgixUnavailable))
             self._logger.error("could not read the imgix Sources", extra={"error": str(exc)})
         else:
             report = indexer.process([Message(mid, body) for mid, body in bodies.items()], deadline)

@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, OutOfTime
+from imgix_autoadder.core.limits import SQS_MAX_DELAY_S
+from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, ImgixUnavailable, OutOfTime
 
 # A record held back by a refused key, or by imgix's rate limits, comes back after this.
 AUTH_RETRY_DELAY_S = 60.0
@@ -47,11 +48,17 @@ class Result:
     api_ms: list[float] = field(default_factory=list)
     delay_s: float = 0.0  # DEFER: when to try again
     key_rejected: bool = False  # imgix refused the API key, even freshly read
+    imgix_unavailable: bool = False  # held back by the stack's breaker (imgix down)
 
 
 def outcome_of(exc: ImgixError) -> Result:
     """What becomes of a record whose imgix call failed: every answer has one outcome."""
     reason = str(exc)
+    if isinstance(exc, ImgixUnavailable):
+        # An outage: every retry will help, later. Held back until the breaker looks again
+        # (its openings grow while imgix stays down), spending no receive: never the DLQ.
+        delay_s = min(SQS_MAX_DELAY_S, exc.retry_after_s or 1.0)
+        return Result(Status.DEFER, reason, delay_s=delay_s, imgix_unavailable=True)
     if isinstance(exc, OutOfTime):
         return Result(Status.DEFER, reason, delay_s=exc.retry_after_s or 1.0)
     if isinstance(exc, ImgixAuthError):
