@@ -187,6 +187,7 @@ def bench_cold_start(repeats: int) -> dict[str, Any]:
             **os.environ,
             "UPLOAD_STATE_MACHINE_ARN": sfn_arn,
             "UPLOAD_SESSIONS_TABLE": "bench-sessions",
+            "INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench",
         }
         bare = statistics.median(run(["-c", "pass"], env)[0] for _ in range(repeats))
         results["bare_python_ms"] = bare * 1000

@@ -137,6 +137,7 @@ class LocalIngest:
             "UPLOAD_URL_HOST_PATTERN": r"^127\.0\.0\.1$",  # the emulator hands out loopback URLs
             "UPLOAD_URL_ALLOW_HTTP": "true",
             "UPLOAD_POLL_INTERVAL_SECONDS": "1",
+            "INGEST_QUEUE_URL": self.queue_url,  # the router defers to it while imgix is down
         }
 
     def router_env(self) -> dict[str, str]:

@@ -39,6 +39,7 @@ HANDLER_ENV = {
     "IDEMPOTENCY_TABLE": "idempotency",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
     "EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/events",
+    "INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ingest",
     "UPLOAD_SESSIONS_TABLE": "upload-sessions",
     "UPLOAD_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:upload",
     "AWS_DEFAULT_REGION": "us-east-1",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from imgix_autoadder.ingest.job import ImgixUnavailableError
+from localdev.imgix_emulator import SESSION_LIFETIME_S
 from tests.harness.template import RESOURCES, TEMPLATE
 from tests.harness.world import ROOT
 
@@ -159,6 +162,7 @@ def test_every_dlq_and_every_unfinished_execution_raises_an_alarm():
     for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
         assert machines <= alarmed("AWS/States", metric), metric
     assert alarmed("ImgixAutoadder", "ApiKeyRejected") == {None}  # service dimension only
+    assert alarmed("ImgixAutoadder", "ImgixUnavailable") == {None}
 
 
 def test_a_timed_out_upload_is_recorded_by_a_rule():
@@ -205,3 +209,23 @@ def test_a_new_reader_key_serial_replaces_the_key_and_updates_the_source():
     assert source["ReaderKeyId"] == {"Ref": "ImgixReaderKey"}
     assert source["CredentialsSecretArn"] == {"Ref": "ImgixReaderSecret"}
     assert TEMPLATE["Parameters"]["ImgixReaderKeySerial"]["Default"] == 1
+
+
+def test_the_upload_steps_wait_for_imgix_for_hours_within_the_session_life():
+    """Each step that calls imgix retries ImgixUnavailableError (what the uploader raises
+    while the breaker is open) far longer than a transient error, bounded by 8 hours."""
+    machine = json.loads((ROOT / "statemachine" / "upload_session.asl.json").read_text())
+    assert machine["TimeoutSeconds"] == SESSION_LIFETIME_S
+    assert ImgixUnavailableError.__name__ == "ImgixUnavailableError"  # the name SFN matches
+    for step in ("CreateSession", "CloseSession", "CheckStatus"):
+        [waiting] = [
+            r
+            for r in machine["States"][step]["Retry"]
+            if "ImgixUnavailableError" in r["ErrorEquals"]
+        ]
+        total, interval = 0.0, waiting["IntervalSeconds"]
+        for _ in range(waiting["MaxAttempts"]):
+            total += min(interval, waiting["MaxDelaySeconds"])
+            interval *= waiting["BackoffRate"]
+        assert total >= SESSION_LIFETIME_S  # outlasts the execution: the timeout ends it
+        assert waiting["MaxDelaySeconds"] <= 900

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -11,20 +12,24 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.events.models import EventPattern
 
 from imgix_autoadder.ingest.job import PermanentUploadError
 from imgix_autoadder.ingest.streaming import check_presigned_url
+from imgix_autoadder.rate.breaker import BASE_OPEN_S, OUTAGE_THRESHOLD
 from imgix_autoadder.s3.events import parse_message_body
 from localdev.lambda_hook import make_invoke
 from localdev.provision import (
+    INGEST_QUEUE,
     UPLOAD_SESSIONS_TABLE,
     UPLOADER_FUNCTION,
     LocalIngest,
     provision_ingest,
 )
-from tests.harness.events import failed_ids, notification, s3_record, sqs_event
+from tests.harness.events import failed_ids, notification, queued, s3_record, sqs_event
+from tests.harness.sim_time import SimulatedTime
 from tests.harness.world import BUCKET, INGEST, ROOT, FakeContext, Stack, load_function
 
 UPLOADER_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{UPLOADER_FUNCTION}"
@@ -240,7 +245,13 @@ def test_a_transient_failure_is_retried_by_sqs_and_the_rest_of_the_batch_goes_on
 ):
     good = ingest_event("photos/ok.jpg", uploads.put("photos/ok.jpg", b"x" * 1000))
     bad = ingest_event("photos/bad.jpg", uploads.put("photos/bad.jpg", b"y" * 1000))
-    uploads.stack.emulator.faults.script(["503"] * 10, route="upload", origin_path="photos/bad.jpg")
+    # Every attempt of one call fails (the client's retries: 4), fewer than open the
+    # stack's breaker: an ordinary transient failure, for SQS to deliver again.
+    attempts = int(os.environ["HTTP_MAX_RETRIES"]) + 1
+    assert attempts < OUTAGE_THRESHOLD
+    uploads.stack.emulator.faults.script(
+        ["503"] * attempts, route="upload", origin_path="photos/bad.jpg"
+    )
     event = sqs_event(good, bad)
 
     response = uploads.router.lambda_handler(event, FakeContext())
@@ -248,6 +259,37 @@ def test_a_transient_failure_is_retried_by_sqs_and_the_rest_of_the_batch_goes_on
     assert failed_ids(response) == {event["Records"][1]["messageId"]}  # back to SQS, not lost
     assert list(uploads.stack.emulator.uploads) == [(uploads.stack.source_id, "photos/ok.jpg")]
     assert uploads.dlq_messages() == []
+
+
+def test_an_imgix_outage_defers_a_direct_upload_and_keeps_the_ingest_object(
+    uploads: Uploads, monkeypatch: pytest.MonkeyPatch
+):
+    sim = SimulatedTime(monkeypatch)
+    emulator = uploads.stack.emulator
+    data = b"z" * 5000
+    body = ingest_event("photos/outage.jpg", uploads.put("photos/outage.jpg", data))
+    emulator.faults.randomly(1.0, ("503",), routes={"upload"})
+
+    # The first delivery spends its attempts (fewer than open the breaker) and is failed
+    # back to SQS (a batch of one: the invocation fails); the second opens the breaker and
+    # is deferred; the third calls nothing.
+    with pytest.raises(BatchProcessingError):
+        uploads.route(body)
+    assert [uploads.route(body) for _ in range(2)] == [{"batchItemFailures": []}] * 2
+    calls_while_down = len(emulator.calls_to("upload"))
+
+    assert calls_while_down == OUTAGE_THRESHOLD
+    assert uploads.dlq_messages() == []
+    held = queued(INGEST_QUEUE)
+    assert len(held) == 2 and all(m.delayed_until > 0 for m in held)  # back, delayed
+    assert "imgix unavailable" in str(held[0].message_attributes["DeferredReason"])
+    assert uploads.s3.list_objects_v2(Bucket=INGEST)["KeyCount"] == 1  # nothing lost
+
+    emulator.faults.clear()
+    sim.skip_to_next_delivery(INGEST_QUEUE)
+    sim.offset_s += BASE_OPEN_S  # past the opening: the next call is the probe
+    assert uploads.route(body) == {"batchItemFailures": []}
+    assert emulator.uploads[(uploads.stack.source_id, "photos/outage.jpg")].read_bytes() == data
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,12 @@ class Settings:
     events_queue_url: str = setting(
         "EVENTS_QUEUE_URL", "", "where deferred records go back", needed_by=("indexer",)
     )
+    ingest_queue_url: str = setting(
+        "INGEST_QUEUE_URL",
+        "",
+        "where ingest records go back while imgix is down",
+        needed_by=("upload_router",),
+    )
     upload_sessions_table: str = setting(
         "UPLOAD_SESSIONS_TABLE",
         "",

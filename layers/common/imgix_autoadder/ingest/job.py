@@ -11,6 +11,16 @@ class TransientUploadError(Exception):
     """Worth retrying (Step Functions Retry matches this name)."""
 
 
+class ImgixUnavailableError(TransientUploadError):
+    """imgix is down (the stack's breaker is open): worth retrying for hours, not minutes.
+    The state machine retries it on its own schedule; the router hands the record back to
+    its queue with a delay instead of spending a receive."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class PermanentUploadError(Exception):
     """No retry can help: the execution goes to RecordFailure."""
 

@@ -14,8 +14,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from imgix_autoadder.core.dead_letters import DeadLetterQueue
-from imgix_autoadder.ingest.job import PermanentUploadError, TransientUploadError
+from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
+from imgix_autoadder.ingest.job import (
+    ImgixUnavailableError,
+    PermanentUploadError,
+    TransientUploadError,
+)
 from imgix_autoadder.ingest.uploader import Uploader
 from imgix_autoadder.s3.events import PoisonRecord, SubscriptionHandshake, parse_message_body
 
@@ -30,10 +34,12 @@ class IngestRouter:
         stepfunctions: SFNClient,
         state_machine_arn: str,
         dead_letters: DeadLetterQueue,
+        redelivery: Redelivery,
         logger: Logger,
         metrics: Metrics,
     ) -> None:
         self._uploader = uploader
+        self._redelivery = redelivery
         self._sfn = stepfunctions
         self._state_machine_arn = state_machine_arn
         self._dead_letters = dead_letters
@@ -53,6 +59,14 @@ class IngestRouter:
                 if change.removed or change.is_folder_marker:
                     continue
                 self.route(change)
+        except ImgixUnavailableError as exc:
+            # An outage: back to the queue with a delay, spending no receive. Raises if
+            # that fails: the record then stays in SQS for retry.
+            delay = self._redelivery.send(
+                record.body, exc.retry_after_s, str(exc), record.message_id
+            )
+            self._logger.info("deferred: imgix unavailable", extra={"delay_s": delay})
+            self._metrics.add_metric(name="ImgixUnavailable", unit=MetricUnit.Count, value=1)
         except (PoisonRecord, PermanentUploadError) as exc:
             # Raises if the DLQ cannot take it: the record then stays in SQS for retry.
             self._dead_letters.send(record.body, str(exc), record.message_id)

@@ -19,8 +19,9 @@ from botocore.exceptions import ClientError
 from imgix_autoadder.core.limits import UPLOAD_SESSION_MAX_BYTES
 from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.client import ImgixClient
-from imgix_autoadder.imgix.errors import ImgixError
+from imgix_autoadder.imgix.errors import ImgixError, ImgixUnavailable
 from imgix_autoadder.ingest.job import (
+    ImgixUnavailableError,
     PermanentUploadError,
     TransientUploadError,
     UploadJob,
@@ -290,6 +291,8 @@ class Uploader:
     def _call(method: Any, *args: Any) -> Any:
         try:
             return method(*args)
+        except ImgixUnavailable as exc:
+            raise ImgixUnavailableError(str(exc), exc.retry_after_s or 1.0) from None
         except ImgixError as exc:
             if exc.transient:
                 raise TransientUploadError(str(exc)) from None
