@@ -99,7 +99,7 @@ def build_breaker(settings: Settings, session: boto3.Session | None = None) -> B
     process's own."""
     if not settings.rate_budget_table or session is None:
         return Breaker()
-    from imgix_autoadder.rate.breaker import DynamoBreakerStore
+    from imgix_autoadder.rate.breaker_table import DynamoBreakerStore
 
     dynamodb = aws_client(session, "dynamodb")
     return Breaker(DynamoBreakerStore(dynamodb, settings.rate_budget_table, settings.imgix_account))

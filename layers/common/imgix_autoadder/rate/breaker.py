@@ -11,23 +11,18 @@ every record's timeouts and retries and, after five receives, the DLQ.
   the probe. An answer closes the breaker; an outage reopens it for twice as long, up to
   MAX_OPEN_S (SQS's longest delay, so a deferred record always returns within one).
 
-The state is one item of the rate budget's table (`<account>#breaker`) where the stack has
-one, else it lives in the process. The rules are pure functions of the state (`admission`,
-`opened`); the stores only read and write it.
+The state is one item of the rate budget's table (`<account>#breaker`, breaker_table.py)
+where the stack has one, else it lives in the process. The rules are pure functions of
+the state (`admission`, `opened`); the stores only read and write it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
-
-from botocore.exceptions import ClientError
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from typing import Protocol
 
 OUTAGE_THRESHOLD = 5
 # Outage answers further apart than this are not "in a row" (an environment that only
@@ -84,8 +79,9 @@ def admission(state: BreakerState, now: float) -> float | None:
 
 def opened(state: BreakerState, now: float) -> BreakerState | None:
     """The state to write after an outage answer took the count to `state.failures`:
-    an opening (first, or again after a failed probe), or None (stays as it is)."""
-    if state.failures < OUTAGE_THRESHOLD or now < state.open_until:
+    an opening (the first, at the threshold; or again, after a failed probe: any outage
+    answer while half-open), or None (stays as it is)."""
+    if now < state.open_until or (state.closed and state.failures < OUTAGE_THRESHOLD):
         return None
     open_s = min(MAX_OPEN_S, 2 * state.open_s) if state.open_s else BASE_OPEN_S
     return replace(state, open_until=now + open_s, open_s=open_s, probe_until=0.0)
@@ -152,110 +148,8 @@ class LocalBreakerStore:
             self._state = BreakerState()
 
 
-class DynamoBreakerStore:
-    """The state as one item of the rate budget's table, shared by every environment."""
-
-    def __init__(self, dynamodb: DynamoDBClient, table: str, account: str) -> None:
-        self._ddb = dynamodb
-        self._table = table
-        self._key = {"id": {"S": f"{account}#breaker"}}
-
-    def read(self) -> BreakerState:
-        item = self._ddb.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-        return _state_of(item.get("Item", {}))
-
-    def add_outage(self, now: float) -> BreakerState:
-        values = {":one": {"N": "1"}, ":now": {"N": f"{now:.3f}"}, ":ttl": _ttl()}
-        try:  # the first of a new run: the count starts again
-            answer = self._ddb.update_item(
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression="SET failures = :one, last_outage = :now, expires_at = :ttl",
-                ConditionExpression="attribute_not_exists(last_outage) OR last_outage < :stale",
-                ExpressionAttributeValues={
-                    **values,
-                    ":stale": {"N": f"{now - OUTAGE_WINDOW_S:.3f}"},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            answer = self._ddb.update_item(
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression="ADD failures :one SET last_outage = :now, expires_at = :ttl",
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        return _state_of(answer.get("Attributes", {}))
-
-    def open(self, state: BreakerState, now: float) -> bool:
-        return self._conditional(
-            "SET open_until = :until, open_s = :open_s, expires_at = :ttl REMOVE probe_until",
-            "attribute_not_exists(open_until) OR open_until <= :now",
-            {
-                ":until": {"N": f"{state.open_until:.3f}"},
-                ":open_s": {"N": f"{state.open_s:.3f}"},
-                ":now": {"N": f"{now:.3f}"},
-                ":ttl": _ttl(),
-            },
-        )
-
-    def claim_probe(self, now: float) -> bool:
-        return self._conditional(
-            "SET probe_until = :probe, expires_at = :ttl",
-            "open_until <= :now AND (attribute_not_exists(probe_until) OR probe_until <= :now)",
-            {
-                ":probe": {"N": f"{now + PROBE_S:.3f}"},
-                ":now": {"N": f"{now:.3f}"},
-                ":ttl": _ttl(),
-            },
-        )
-
-    def close(self) -> None:
-        self._ddb.update_item(
-            TableName=self._table,
-            Key=self._key,
-            UpdateExpression="SET failures = :zero, expires_at = :ttl "
-            "REMOVE open_until, open_s, probe_until",
-            ExpressionAttributeValues={":zero": {"N": "0"}, ":ttl": _ttl()},
-        )
-
-    def _conditional(self, update: str, condition: str, values: dict[str, dict[str, str]]) -> bool:
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-
 def _wall_clock() -> float:
     return time.time()  # looked up at each call: tests simulate hours of outage
-
-
-def _ttl() -> dict[str, str]:
-    return {"N": str(int(time.time()) + ITEM_TTL_S)}
-
-
-def _state_of(item: Mapping[str, Any]) -> BreakerState:
-    def number(name: str) -> float:
-        return float(item[name]["N"]) if name in item else 0.0
-
-    return BreakerState(
-        failures=int(number("failures")),
-        open_until=number("open_until"),
-        open_s=number("open_s"),
-        probe_until=number("probe_until"),
-    )
 
 
 # -- what the transport asks ---------------------------------------------------------------
