@@ -247,3 +247,16 @@ def test_an_older_or_duplicate_event_is_stale(sequencer, stale):
     """By S3's sequencer; without one, S3 itself decides (never stale)."""
     assert is_stale(indexed(), change(sequencer=sequencer)) is stale
     assert is_stale(None, change(sequencer=sequencer)) is False
+
+
+def test_a_late_create_of_another_object_after_imgix_was_told_is_refreshed_for():
+    """Found by the oracle: v2 put (its event late), then rolled back to v1 (that event
+    handled first: S3 held the told v1, nothing to do). v2's event then arrives older than
+    the state, but newer than what imgix was told: v2 was served meanwhile."""
+    known = replace(indexed(), told_sequencer=sortable_sequencer("0070"))
+    rolled_back = Current(exists=True, etag="e1", version_id="v1", fingerprint="f1")
+    late = change(sequencer="0080", version_id="v2")
+    assert not is_stale(known, late)
+    assert run(rolled_back, known, late).calls == [(TARGET, Action.REFRESH)]
+    before_told = change(sequencer="0060", version_id="v0")  # history imgix was told after
+    assert is_stale(known, before_told)

@@ -42,8 +42,25 @@ class Decision:
 
 
 def is_stale(known: KeyState | None, latest: ObjectChange) -> bool:
-    """The event is older than, or the same as, one already handled (by S3's sequencer)."""
-    return known is not None and known.is_newer_or_same(latest)
+    """The event is older than, or the same as, one already handled (by S3's sequencer),
+    and says nothing new: a late create of another object than imgix was told, made after
+    imgix was told, is not stale. S3 held that object meanwhile and imgix may have fetched
+    it for a render (say it was rolled back before its own event arrived)."""
+    if known is None or not known.is_newer_or_same(latest):
+        return False
+    return not _created_after_told(known, latest)
+
+
+def _created_after_told(known: KeyState, change: ObjectChange) -> bool:
+    if change.removed or known.told is not Told.INDEXED:
+        return False
+    if not change.sequencer or not known.told_sequencer:
+        return False
+    if sortable_sequencer(change.sequencer) <= known.told_sequencer:
+        return False
+    other_etag = bool(change.etag) and _etag(change.etag) != _etag(known.told_etag)
+    other_version = _versioned(change.version_id) and change.version_id != known.told_version
+    return other_etag or other_version
 
 
 def decide(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -226,7 +227,12 @@ class Indexer:
             if not now.exists:
                 raise
             return self._not_found(work, exc), Action.NONE
-        self._state.record(latest, decision.state)
+        as_of = latest
+        if known is not None and known.is_newer_or_same(latest):
+            # A late event that still said something (decide.is_stale): the state stays as
+            # of the newer event already handled.
+            as_of = replace(latest, sequencer=known.sequencer)
+        self._state.record(as_of, decision.state)
         if now.exists:
             self._consume_receipts(work, uploaded)
         if not decision.calls:
