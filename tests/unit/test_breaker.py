@@ -97,12 +97,18 @@ def test_an_answer_between_outages_starts_the_count_again():
     breaker.admit()  # never opened
 
 
-def test_one_probe_at_a_time_then_an_answer_closes_it_for_everyone():
+def half_open_pair() -> tuple[Clock, Breaker, Breaker]:
+    """Two environments sharing one store; the first opened it, and the opening is over."""
     clock, store = Clock(), LocalBreakerStore()
     first, second = Breaker(store, clock), Breaker(store, clock)
     for _ in range(OUTAGE_THRESHOLD):
         first.outage()
     clock.now += BASE_OPEN_S + 0.1
+    return clock, first, second
+
+
+def test_one_probe_at_a_time_then_an_answer_closes_it_for_everyone():
+    clock, first, second = half_open_pair()
     first.admit()  # the probe
     with pytest.raises(BreakerOpen) as held:
         second.admit()
@@ -123,11 +129,7 @@ def test_a_failed_probe_reopens_for_longer():
 
 
 def test_a_probe_that_never_reports_frees_the_breaker_after_its_time():
-    clock, store = Clock(), LocalBreakerStore()
-    lost, other = Breaker(store, clock), Breaker(store, clock)
-    for _ in range(OUTAGE_THRESHOLD):
-        lost.outage()
-    clock.now += BASE_OPEN_S + 0.1
+    clock, lost, other = half_open_pair()
     lost.admit()  # ... and its environment is gone
     clock.now += PROBE_S + 0.1
     other.admit()  # the next probe
