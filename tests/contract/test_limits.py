@@ -25,8 +25,13 @@ def test_the_published_limits():
 
 def test_a_429_carries_no_retry_after_header(emulator: ImgixEmulator):
     emulator.rate_limits = dict(PUBLISHED_LIMITS)
-    answers = [raw(emulator, "GET", "/api/v1/sources") for _ in range(5)]
+    # Five in one second are one too many; on a loaded machine five requests may take
+    # longer than that, so keep asking until the limit answers (it must, well before 20).
+    answers = []
+    while len(answers) < 20 and (not answers or answers[-1].status_code != 429):
+        answers.append(raw(emulator, "GET", "/api/v1/sources"))
     refused = answers[-1]
+    assert len(answers) >= 5  # never before the limit
     assert refused.status_code == 429 and "Retry-After" not in refused.headers
     assert refused.json()["errors"][0]["status"] == "429"
 
