@@ -6,12 +6,15 @@ multipart upload, delete, delete of a noncurrent version or of the delete marker
 of the current version, lifecycle expiry; on keys under the Source's prefix and outside
 it. Their events, in AWS's notification or EventBridge shape, are delivered as S3 does:
 some late, some twice, shuffled, in batches of any size, some batches by two execution
-environments at once. At the end, against the emulator's record:
+environments at once; in about one phase in five imgix is down (every call answers 503 or
+resets), and that phase's records are delivered again once it is back. At the end,
+against the emulator's record:
 
 - every key S3 holds is indexed with its current ETag, fetched by imgix after its last
   change;
 - every key whose last operation removed it was purged (every domain) after that removal;
-- keys outside the prefix cost nothing, and no event costs more than one call group.
+- keys outside the prefix cost nothing, and no event costs more than one call group that
+  imgix acted on (the calls an outage failed are bounded by tests/integration/test_outage.py).
 
 `make test` runs 60 deterministic examples (derandomized: the same ones every run, so the
 suite never fails by chance) in under a minute; `ORACLE_RANDOM=1 ORACLE_EXAMPLES=500
@@ -34,8 +37,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imgix_autoadder.rate.breaker import MAX_OPEN_S, PROBE_S, VIEW_OPEN_S
 from localdev.provision import EVENTS_QUEUE
 from tests.harness.events import notification, queued, s3_record, sqs_event
+from tests.harness.sim_time import SimulatedTime
 from tests.harness.world import BUCKET, DOMAINS, EVENTS, FakeContext, Stack, load_function
 
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "60"))
@@ -294,6 +299,12 @@ def environments(stack: Stack) -> list[Any]:
     return [load_function("indexer"), load_function("indexer")]
 
 
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> SimulatedTime:
+    """The breaker's clock, moved on past its openings after an injected outage."""
+    return SimulatedTime(monkeypatch)
+
+
 def run_batches(environments: list[Any], batches: list[tuple[list[str], bool]]) -> list[str]:
     """Deliver each batch; a batch marked concurrent runs beside the next one. Returns the
     bodies SQS would deliver again (failed records)."""
@@ -348,9 +359,9 @@ ORACLE_SETTINGS: dict[str, Any] = {
 @settings(max_examples=EXAMPLES, **ORACLE_SETTINGS)
 @given(data=st.data())
 def test_imgix_ends_holding_what_s3_holds(
-    stack: Stack, environments: list[Any], data: st.DataObject
+    stack: Stack, environments: list[Any], sim: SimulatedTime, data: st.DataObject
 ):
-    check_promise(stack, environments, data.draw, f"ex{next(examples)}")
+    check_promise(stack, environments, sim, data.draw, f"ex{next(examples)}")
 
 
 @pytest.mark.long(45)
@@ -358,17 +369,24 @@ def test_imgix_ends_holding_what_s3_holds(
 @settings(max_examples=max(10, EXAMPLES // 2), **ORACLE_SETTINGS)
 @given(data=st.data())
 def test_imgix_ends_holding_what_an_unversioned_s3_holds(
-    stack: Stack, environments: list[Any], data: st.DataObject
+    stack: Stack, environments: list[Any], sim: SimulatedTime, data: st.DataObject
 ):
     """An existing, unversioned bucket: no history, objects from before the stack, their
     deletes through EventBridge with keys of two readings. No delete is ever lost."""
-    check_promise(stack, environments, data.draw, f"un{next(examples)}", versioned=False)
+    check_promise(stack, environments, sim, data.draw, f"un{next(examples)}", versioned=False)
 
 
 def check_promise(
-    stack: Stack, environments: list[Any], draw: Any, prefix: str, versioned: bool = True
+    stack: Stack,
+    environments: list[Any],
+    sim: SimulatedTime,
+    draw: Any,
+    prefix: str,
+    versioned: bool = True,
 ) -> None:
     world = World(stack, prefix, versioned=versioned)
+    stack.emulator.faults.clear()  # an example Hypothesis stopped mid-outage left them on
+    sim.offset_s += MAX_OPEN_S + PROBE_S  # and left the breaker open
     # Both answers imgix's documents allow: an add indexed now or queued for later, and a
     # repeated purge within 10 s answered 409 or 200.
     stack.emulator.asset_api.add_timing = draw(st.sampled_from(["now", "later"]))
@@ -400,14 +418,18 @@ def check_promise(
             pending += [(late, body)] * copies
         due = [body for phase, body in pending if phase <= number]
         pending = [(phase, body) for phase, body in pending if phase > number]
-        deliver(environments, draw, due)
-    deliver(environments, draw, [body for _, body in pending])
+        if draw(st.integers(0, 4)) == 0:  # imgix is down while this phase is delivered
+            held = deliver_during_outage(stack, environments, sim, draw, due)
+            pending += [(number + 1, body) for body in held]
+        else:
+            deliver(environments, draw, due, sim)
+    deliver(environments, draw, [body for _, body in pending], sim)
 
     stack.emulator.settle()  # imgix's add queue runs ("queue[s]" the path), minutes later
     check_against_s3(world, distinct)
 
 
-def deliver(environments: list[Any], draw: Any, bodies: list[str]) -> None:
+def deliver(environments: list[Any], draw: Any, bodies: list[str], sim: SimulatedTime) -> None:
     """One shuffled, batched, partly concurrent delivery (all drawn here); then what SQS
     would deliver again (failed or deferred records) until nothing is left. The later
     rounds draw nothing: their content depends on timing, and Hypothesis must be able to
@@ -422,13 +444,40 @@ def deliver(environments: list[Any], draw: Any, bodies: list[str]) -> None:
     for _ in range(20):
         if not again:
             return
+        # A deferred record returns after its delay (at least 1 s, Redelivery), and an
+        # environment reads the breaker's state again after VIEW_OPEN_S: so does time here.
+        sim.offset_s += max(1.0, VIEW_OPEN_S)
         again = run_batches(environments, [([b], False) for b in again]) + deferred_bodies()
     raise AssertionError(f"records still undelivered after 20 rounds: {again[:2]}")
 
 
+def deliver_during_outage(
+    stack: Stack, environments: list[Any], sim: SimulatedTime, draw: Any, bodies: list[str]
+) -> list[str]:
+    """One delivery while every imgix call answers 503 or resets: the records come back
+    (deferred, or failed back once) to be delivered after imgix returns, and the breaker's
+    time moves past its opening, so that the next call probes."""
+    order = draw(st.permutations(bodies))
+    batches = [([body], draw(st.booleans())) for body in order]
+    # After the draws: Hypothesis may stop an example at a draw, and the faults must not
+    # outlive this delivery.
+    stack.emulator.faults.randomly(1.0, ("503", "reset"), seed=len(bodies))
+    try:
+        held = run_batches(environments, batches) + deferred_bodies()
+    finally:
+        stack.emulator.faults.clear()
+    sim.offset_s += MAX_OPEN_S + PROBE_S
+    return held
+
+
 def check_against_s3(world: World, distinct_events: int) -> None:
     emulator, source = world.stack.emulator, world.stack.source_id
-    calls = [c for c in emulator.calls if c.route in ("add_asset", "refresh_asset", "purge")]
+    # What imgix acted on: a call an injected outage failed did nothing there.
+    calls = [
+        c
+        for c in emulator.calls
+        if c.route in ("add_asset", "refresh_asset", "purge") and not c.fault
+    ]
     mine = f"{world.prefix}/"
     purges: dict[str, list[float]] = defaultdict(list)
     for at, url in emulator.purge_log:
