@@ -19,9 +19,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
 from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, ImgixUnavailable
+from imgix_autoadder.indexing.coalesce import parse_or_poison
 from imgix_autoadder.indexing.indexer import Indexer
 from imgix_autoadder.indexing.results import BatchReport, Message, Result, Status, outcome_of
-from imgix_autoadder.s3.events import PoisonRecord, misdirected_source, parse_message_body
+from imgix_autoadder.s3.events import misdirected_source
 
 METRIC_NAMES = {
     "add": "Added",
@@ -81,13 +82,8 @@ class IndexerBatchHandler:
             report = BatchReport()
             shared = outcome_of(exc)
             for message_id, body in bodies.items():
-                try:
-                    parse_message_body(body)
-                except PoisonRecord as poison:  # poison whatever imgix says: never held back
-                    report.merge(message_id, Result(Status.POISON, str(poison)))
-                    report.counts["poison"] += 1
-                    continue
-                report.merge(message_id, shared)
+                if parse_or_poison(Message(message_id, body), report, self._logger) is not None:
+                    report.merge(message_id, shared)
             report.counts["key_rejected"] += int(isinstance(exc, ImgixAuthError))
             report.counts["unavailable"] += int(isinstance(exc, ImgixUnavailable))
             self._logger.error("could not read the imgix Sources", extra={"error": str(exc)})

@@ -73,23 +73,8 @@ def collect(
     log: Log,
 ) -> None:
     """Parse one message into the batch's per-key work, or give it its outcome at once."""
-    try:
-        changes = parse_message_body(message.body)
-    except SubscriptionHandshake as exc:
-        # One line, the topic and what to do; the message itself (its token) goes to
-        # the DLQ. The URL is never logged nor fetched.
-        log.warning(
-            "SNS subscription needs a person",
-            extra={"message_id": message.message_id, "topic": exc.topic_arn, "type": exc.kind},
-        )
-        report.merge(message.message_id, Result(Status.POISON, str(exc)))
-        report.counts["sns_handshake"] += 1
-        report.counts["poison"] += 1
-        return
-    except PoisonRecord as exc:
-        log.warning("poison record", extra={"message_id": message.message_id, "reason": str(exc)})
-        report.merge(message.message_id, Result(Status.POISON, str(exc)))
-        report.counts["poison"] += 1
+    changes = parse_or_poison(message, report, log)
+    if changes is None:
         return
     report.merge(message.message_id, Result(Status.SKIPPED, "no object change to index"))
     for change in changes:
@@ -102,3 +87,26 @@ def collect(
             (change.bucket, change.key), KeyWork(change.bucket, change.key, targets)
         )
         entry.changes.append((change, message.message_id))
+
+
+def parse_or_poison(message: Message, report: BatchReport, log: Log) -> list[ObjectChange] | None:
+    """The message's object changes; None when it is poison (its outcome is then in
+    `report`, whatever imgix can answer: a poison record is never held back)."""
+    try:
+        return parse_message_body(message.body)
+    except SubscriptionHandshake as exc:
+        # One line, the topic and what to do; the message itself (its token) goes to
+        # the DLQ. The URL is never logged nor fetched.
+        log.warning(
+            "SNS subscription needs a person",
+            extra={"message_id": message.message_id, "topic": exc.topic_arn, "type": exc.kind},
+        )
+        report.merge(message.message_id, Result(Status.POISON, str(exc)))
+        report.counts["sns_handshake"] += 1
+        report.counts["poison"] += 1
+        return None
+    except PoisonRecord as exc:
+        log.warning("poison record", extra={"message_id": message.message_id, "reason": str(exc)})
+        report.merge(message.message_id, Result(Status.POISON, str(exc)))
+        report.counts["poison"] += 1
+        return None
