@@ -61,13 +61,6 @@ def api_key_source(settings: Settings, session: boto3.Session) -> ApiKeySource:
     return ApiKeySource(secrets, settings.api_key_secret)
 
 
-@cache
-def budget_table_client(session: boto3.Session, max_parallel_requests: int) -> Any:
-    """One DynamoDB client per session for the budget table: the pacers and the breaker
-    share it (a client costs tens of milliseconds of cold start)."""
-    return aws_client(session, "dynamodb", max(max_parallel_requests, 2) * 2)
-
-
 def build_pacers(settings: Settings, session: boto3.Session | None = None) -> Pacers:
     """In-process pacers, or the shared budget when RATE_BUDGET_TABLE names its table."""
     if not settings.rate_budget_table or session is None:
@@ -80,7 +73,7 @@ def build_pacers(settings: Settings, session: boto3.Session | None = None) -> Pa
         )
     from imgix_autoadder.rate.budget import SharedRateLimiter
 
-    dynamodb = budget_table_client(session, settings.max_parallel_requests)
+    dynamodb = aws_client(session, "dynamodb", max(settings.max_parallel_requests, 2) * 2)
 
     def shared(limit_class: str, per_second: float) -> SharedRateLimiter:
         return SharedRateLimiter(
@@ -108,7 +101,7 @@ def build_breaker(settings: Settings, session: boto3.Session | None = None) -> B
         return Breaker()
     from imgix_autoadder.rate.breaker_table import DynamoBreakerStore
 
-    dynamodb = budget_table_client(session, settings.max_parallel_requests)
+    dynamodb = aws_client(session, "dynamodb")
     return Breaker(DynamoBreakerStore(dynamodb, settings.rate_budget_table, settings.imgix_account))
 
 
