@@ -117,5 +117,5 @@ def handle(event: dict[str, Any], deadline: float) -> tuple[str, dict[str, Any],
         old = SourceIntent.from_properties(old_properties) if old_properties else None
         status = manager.update(source_id, intent, old, deadline)
         return source_id, {"SourceId": source_id, "DeploymentStatus": status}, f"Source {status}"
-    outcome = manager.delete(source_id, intent)
+    outcome = manager.delete(source_id, intent, deadline)
     return source_id, {"SourceId": source_id}, f"Source {outcome}"

@@ -19,6 +19,13 @@ class SimulatedTime:
         clock = types.SimpleNamespace(time=lambda: time.time() + self.offset_s)
         monkeypatch.setattr(breaker, "time", clock)
 
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset_s
+
+    def sleep(self, seconds: float) -> None:
+        """A wait that takes no real time."""
+        self.offset_s += seconds
+
     def skip_to_next_delivery(self, queue: str) -> float | None:
         """Move time on to when the queue's next delayed message becomes visible (as SQS
         would deliver it); returns the seconds skipped, or None when none is delayed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,8 +17,11 @@ import boto3
 import pytest
 
 from imgix_autoadder import wiring
+from imgix_autoadder.rate.breaker import OUTAGE_THRESHOLD
+from imgix_autoadder.sources import manager as source_manager
 from imgix_autoadder.sources.manager import FAILED_CREATE_PREFIX
 from localdev.provision import READER_SECRET
+from tests.harness.sim_time import SimulatedTime
 from tests.harness.world import ROOT, FakeContext, Stack, load_function
 
 READER_KEY = {"s3_access_key": "AKIAREADER", "s3_secret_key": "reader-secret-do-not-print"}
@@ -245,3 +249,52 @@ def test_imgix_holding_another_access_key_is_given_the_stacks_pair(
     assert responses.last()["Status"] == "SUCCESS"
     deployment = stack.emulator.sources[source_id]["attributes"]["deployment"]
     assert deployment["s3_access_key"] == READER_KEY["s3_access_key"]
+
+
+def simulate_time_in_the_manager(monkeypatch: pytest.MonkeyPatch) -> SimulatedTime:
+    """The manager's waits (and the breaker's clock) pass in simulated time."""
+    sim = SimulatedTime(monkeypatch)
+    clock = types.SimpleNamespace(monotonic=sim.monotonic, sleep=sim.sleep)
+    monkeypatch.setattr(source_manager, "time", clock)
+    return sim
+
+
+def test_imgix_down_past_the_deadline_is_a_clear_failure_with_nothing_created(
+    stack: Stack, responses: Responses, manager: Any, monkeypatch: pytest.MonkeyPatch
+):
+    sim = simulate_time_in_the_manager(monkeypatch)
+    stack.emulator.faults.randomly(1.0, ("503",))
+    before = set(stack.emulator.sources)
+
+    manager.lambda_handler(request("create", responses, manager), Context(remaining_s=300))
+
+    answer = responses.last()
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("ImgixDownPastDeadline: imgix was unavailable for ")
+    assert "create the Source: nothing was created" in answer["Reason"]
+    assert answer["PhysicalResourceId"].startswith(FAILED_CREATE_PREFIX)
+    assert 150 < sim.offset_s < 300  # it waited out the breaker's openings, to the deadline
+    # The client's retries, then the breaker: one probe per opening, never a create.
+    creates = stack.emulator.calls_to("create_source")
+    assert len(creates) == OUTAGE_THRESHOLD
+    assert stack.emulator.calls_to("list_sources")  # the probes
+    assert set(stack.emulator.sources) == before
+
+
+def test_an_outage_shorter_than_the_deadline_is_ridden_out_with_one_source(
+    stack: Stack, responses: Responses, manager: Any, monkeypatch: pytest.MonkeyPatch
+):
+    sim = simulate_time_in_the_manager(monkeypatch)
+    stack.emulator.faults.randomly(1.0, ("503",))
+
+    def imgix_back_after_two_minutes(call: Any) -> None:
+        if sim.offset_s > 120:
+            stack.emulator.faults.clear()
+
+    stack.emulator.on_request = imgix_back_after_two_minutes
+    before = set(stack.emulator.sources)
+    source_id = create(stack, responses, manager)
+
+    assert sim.offset_s > 120  # waited for imgix, within the deadline
+    assert set(stack.emulator.sources) - before == {source_id}
+    assert len([c for c in stack.emulator.calls_to("create_source") if c.status == 201]) == 1

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+import types
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.events.models import EventPattern
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
+from imgix_autoadder.imgix.transport import PROBE_PATH
 from imgix_autoadder.ingest.job import PermanentUploadError
 from imgix_autoadder.ingest.streaming import check_presigned_url
 from imgix_autoadder.rate.breaker import BASE_OPEN_S, OUTAGE_THRESHOLD
@@ -290,6 +293,57 @@ def test_an_imgix_outage_defers_a_direct_upload_and_keeps_the_ingest_object(
     sim.offset_s += BASE_OPEN_S  # past the opening: the next call is the probe
     assert uploads.route(body) == {"batchItemFailures": []}
     assert emulator.uploads[(uploads.stack.source_id, "photos/outage.jpg")].read_bytes() == data
+
+
+UPLOAD_OUTAGE_S = 2 * 3600
+
+
+def test_an_upload_session_waits_out_hours_of_imgix_timeouts_and_opens_one_session_for_them(
+    uploads: Uploads, monkeypatch: pytest.MonkeyPatch
+):
+    """Every imgix request times out (the emulator carries it out, then answers too late)
+    for two simulated hours: the state machine's retries wait for the breaker, the create
+    is never the probe (an idempotent read is), and the upload completes when imgix is
+    back, with the ingest object kept until then."""
+    emulator = uploads.stack.emulator
+    monkeypatch.setenv("HTTP_READ_TIMEOUT", "0.5")
+    emulator.timeout_delay_s = 1.0
+    uploader = load_function("uploader")  # cold start with the short read timeout
+    install_invoke_hook(monkeypatch, {UPLOADER_FUNCTION: uploader})
+    sim = SimulatedTime(monkeypatch)
+    waited: list[float] = []
+
+    def wait_in_simulated_time(seconds: float) -> None:  # the state machine's retry waits
+        waited.append(seconds)
+        sim.offset_s += seconds
+        if sim.offset_s >= UPLOAD_OUTAGE_S:
+            emulator.faults.clear()
+
+    monkeypatch.setattr(retrier_decl, "time", types.SimpleNamespace(sleep=wait_in_simulated_time))
+    imgix_routes = {"create_session", "close_session", "session_status", "list_sources"}
+    emulator.faults.randomly(1.0, ("timeout",), routes=imgix_routes)
+    data = pseudo_random(31 * MB, seed=3)
+    obj = uploads.put("videos/outage.mp4", data)
+
+    assert uploads.route(ingest_event("videos/outage.mp4", obj)) == {"batchItemFailures": []}
+    execution = uploads.wait(timeout_s=300)
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert sim.offset_s >= UPLOAD_OUTAGE_S and max(waited) <= 900  # hours, 15 min apart
+    stored = emulator.uploads[(uploads.stack.source_id, "videos/outage.mp4")]
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
+    # The creates that timed out before the breaker opened may each have opened a session
+    # (imgix carried them out); none was sent while it was open: the probes were reads.
+    creates = emulator.calls_to("create_session")
+    assert len(creates) == OUTAGE_THRESHOLD + 1
+    probes = emulator.calls_to("list_sources")
+    assert probes and all(c.raw_path == PROBE_PATH for c in probes)
+    assert creates[-1].at > probes[-1].at  # the last create followed a probe
+    [completed] = [s for s in emulator.sessions.values() if s.status == "COMPLETE"]
+    assert completed.size == 31 * MB
+    assert all(s.size == 0 for s in emulator.sessions.values() if s is not completed)
+    assert uploads.dlq_messages() == []
+    assert uploads.s3.list_objects_v2(Bucket=INGEST).get("KeyCount") == 0  # delete, once done
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def test_an_answer_between_outages_starts_the_count_again():
         for _ in range(OUTAGE_THRESHOLD - 1):
             assert breaker.outage() is None
         breaker.answered()
-    breaker.admit()  # never opened
+    assert breaker.admit() is False  # never opened: an ordinary call, not a probe
 
 
 def half_open_pair() -> tuple[Clock, Breaker, Breaker]:
@@ -109,13 +109,13 @@ def half_open_pair() -> tuple[Clock, Breaker, Breaker]:
 
 def test_one_probe_at_a_time_then_an_answer_closes_it_for_everyone():
     clock, first, second = half_open_pair()
-    first.admit()  # the probe
+    assert first.admit() is True  # the probe
     with pytest.raises(BreakerOpen) as held:
         second.admit()
     assert held.value.wait_s == PROBE_WAIT_S
     first.answered()
     clock.now += VIEW_OPEN_S  # the other environment reads the shared state again
-    second.admit()
+    assert second.admit() is False
 
 
 def test_a_failed_probe_reopens_for_longer():

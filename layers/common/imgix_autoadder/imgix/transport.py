@@ -41,6 +41,9 @@ NEW_CONNECTION_ALLOWANCE_S = 0.3
 KEEPALIVE_S = 30.0
 # A call that missed its slot (see Pacer.on_time) takes a new one, at most this often.
 MAX_MISSED_SLOTS = 3
+# What a call that must not be sent twice sends first when the breaker makes it the probe:
+# an idempotent read that any key may ask (a refusal is an answer too: imgix is up).
+PROBE_PATH = "/api/v1/sources"
 
 
 class KeySource(Protocol):
@@ -127,7 +130,7 @@ class Transport:
             # would make the call reach imgix late, closer to the next caller's slot.
             key = self._current_key(fresh=False, operation=operation)
             if admitted_attempt != attempt:
-                self._admit(operation)
+                self._admit(operation, key, probe_first=not resend)
                 admitted_attempt = attempt
             late = NEW_CONNECTION_ALLOWANCE_S if self._connections.cold() else 0.0
             self._pace(paced_by, operation, late)
@@ -228,13 +231,34 @@ class Transport:
                     allow_redirects=False,
                 )
 
-    def _admit(self, operation: str) -> None:
+    def _admit(self, operation: str, key: str, probe_first: bool) -> None:
         try:
-            self.breaker.admit()
+            probing = self.breaker.admit()
         except BreakerOpen as shut:
             raise ImgixUnavailable.because(shut, operation) from None
         except Exception as exc:  # the breaker's table unreachable: imgix may still be up
             raise ImgixTransportError(0, "Breaker unavailable", short(exc), operation) from None
+        if probing and probe_first:
+            # A timed-out probe may still have been carried out: never let it be one that
+            # opens an upload session or a Source.
+            self._probe(key, operation)
+
+    def _probe(self, key: str, operation: str) -> None:
+        """Ask imgix whether it is back with an idempotent read; raises ImgixUnavailable
+        (the breaker reopened) when it is not."""
+        checking = f"probe before {operation}"
+        self._pace(self.pacers.default, checking)
+        try:
+            response = self._send("GET", PROBE_PATH, None, key, {}, {})
+        except requests.RequestException as exc:
+            lost = ImgixTransportError(0, type(exc).__name__, short(exc), checking)
+            self._outage(lost)
+            raise lost from None  # the breaker's table unreachable: an ordinary failure
+        if response.status_code in OUTAGE_STATUSES:
+            failed = error_from(response, checking)
+            self._outage(failed)
+            raise failed
+        self.breaker.answered()
 
     def _outage(self, error: ImgixError, stop: bool = True) -> None:
         """Tell the breaker; when that left it open, stop: no more retries from here."""

@@ -9,7 +9,9 @@ every record's timeouts and retries and, after five receives, the DLQ.
   the time left (records are deferred, spending no receive).
 - Half-open: after `open_until`, one caller wins a conditional write and sends one call as
   the probe. An answer closes the breaker; an outage reopens it for twice as long, up to
-  MAX_OPEN_S (SQS's longest delay, so a deferred record always returns within one).
+  MAX_OPEN_S (SQS's longest delay, so a deferred record always returns within one). A call
+  that must not be sent twice (creating an upload session or a Source) does not probe
+  itself: its transport sends an idempotent request as the probe first (transport.py).
 
 The state is one item of the rate budget's table (`<account>#breaker`, breaker_table.py)
 where the stack has one, else it lives in the process. The rules are pure functions of
@@ -167,19 +169,21 @@ class Breaker:
         self._view = BreakerState()
         self._read_at = float("-inf")
 
-    def admit(self) -> None:
-        """Raises BreakerOpen when no call may go now. A call admitted while the breaker is
-        half-open is the probe: its answer (`answered` or `outage`) decides."""
+    def admit(self) -> bool:
+        """Raises BreakerOpen when no call may go now. True: the breaker is half-open and
+        this caller is the probe; the answer to its next request (`answered` or `outage`)
+        decides."""
         now = self._clock()
         view = self._current(now)
         wait = admission(view, now)
         if wait is not None:
             raise BreakerOpen(wait, view.failures)
         if view.closed:
-            return
+            return False
         if not self._store.claim_probe(now):
             self._refresh(now)
             raise BreakerOpen(PROBE_WAIT_S, view.failures)
+        return True
 
     def answered(self) -> None:
         """imgix answered (any status but an outage one): it is up."""
