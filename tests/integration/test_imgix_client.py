@@ -214,15 +214,15 @@ def test_a_call_that_will_open_a_connection_tells_the_pacer(
 ):
     """The first call, and the first after the connections idled past KEEPALIVE_S, may
     pay a handshake before reaching imgix; calls on a warm connection do not."""
-    from imgix_autoadder.imgix import transport
+    from imgix_autoadder.imgix import connections
 
     source_id = emulator.create_source("s", "b")
     pacer = RecordingPacer()
     client = ImgixClient(API_KEY, emulator.base_url, pacers=Pacers(pacer, pacer, pacer, pacer))
     client.get_source(source_id)
     client.get_source(source_id)
-    monkeypatch.setattr(transport, "KEEPALIVE_S", 0.0)
+    monkeypatch.setattr(connections, "KEEPALIVE_S", 0.0)
     time.sleep(0.01)
     client.get_source(source_id)
-    allowance = transport.NEW_CONNECTION_ALLOWANCE_S
+    allowance = connections.NEW_CONNECTION_ALLOWANCE_S
     assert pacer.late == [allowance, 0.0, allowance]

@@ -6,8 +6,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +15,7 @@ from requests.adapters import HTTPAdapter
 from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey
 from imgix_autoadder.core.limits import BACKOFF_MAX_S
 from imgix_autoadder.core.settings import Settings
+from imgix_autoadder.imgix.connections import NEW_CONNECTION_ALLOWANCE_S, Connections
 from imgix_autoadder.imgix.documents import JSONAPI, body_of
 from imgix_autoadder.imgix.errors import (
     OUTAGE_STATUSES,
@@ -32,13 +31,6 @@ from imgix_autoadder.imgix.errors import (
 from imgix_autoadder.rate.breaker import Breaker, BreakerOpen
 from imgix_autoadder.rate.pacing import Pacer, Pacers, SlotTooLate
 
-# A call that must open a new connection reaches imgix later than its pacing slot (TCP and
-# TLS handshakes: two or three round trips), while the next call, on a warm connection,
-# does not: the budget keeps the next slot this much further off. A client that has not
-# completed a call for KEEPALIVE_S may find its connections closed by the server (load
-# balancers commonly keep idle connections 60 s), so its next call counts as cold.
-NEW_CONNECTION_ALLOWANCE_S = 0.3
-KEEPALIVE_S = 30.0
 # A call that missed its slot (see Pacer.on_time) takes a new one, at most this often.
 MAX_MISSED_SLOTS = 3
 # What a call that must not be sent twice sends first when the breaker makes it the probe:
@@ -80,7 +72,7 @@ class Transport:
         self._key: str | None = None
         self._key_lock = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(self.pool_size)
-        self._connections = _Connections()
+        self._connections = Connections()
         self.session = requests.Session()
         adapter = HTTPAdapter(
             max_retries=0, pool_connections=self.pool_size, pool_maxsize=self.pool_size
@@ -310,30 +302,3 @@ class Transport:
 
 class _MissedSlot(Exception):
     """The call was ready to go only after its pacing slot had passed."""
-
-
-class _Connections:
-    """Whether the next request will likely open a new connection: none was ever made,
-    or none completed for KEEPALIVE_S. (A second connection for concurrent calls is
-    opened only when calls take longer than the spacing, and then arrive spread out.)"""
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._active = 0
-        self._last_done = float("-inf")
-
-    def cold(self) -> bool:
-        with self._lock:
-            return not self._active and self._clock() - self._last_done > KEEPALIVE_S
-
-    @contextmanager
-    def in_use(self) -> Iterator[None]:
-        with self._lock:
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active -= 1
-                self._last_done = self._clock()
