@@ -15,11 +15,11 @@ from tests.harness.world import BUCKET, ROOT, Stack, load_function
 BACKFILL_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-backfill"
 
 
-@pytest.mark.long(40)
+@pytest.mark.long(20)
 def test_backfill_indexes_existing_objects_within_the_rate_limits(
     stack: Stack, invoke, monkeypatch: pytest.MonkeyPatch
 ):
-    keys = [f"images/old/{i:03d}.jpg" for i in range(240)]
+    keys = [f"images/old/{i:03d}.jpg" for i in range(60)]
     for key in keys:
         stack.put(key, key.encode())
     stack.put("images/old/folder/", b"")

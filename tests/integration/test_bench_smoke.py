@@ -10,7 +10,7 @@ import pytest
 from tests.harness.world import ROOT
 
 
-@pytest.mark.long(80)
+@pytest.mark.long(55)
 def test_bench_smoke_prints_every_figure_with_its_baseline():
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke"],
@@ -36,7 +36,7 @@ def test_bench_smoke_prints_every_figure_with_its_baseline():
         assert baseline in out
     # Each case did its work (rate_use raises otherwise) and is in the summary table.
     lines = [line.strip() for line in out.splitlines()]
-    for case in ("add, 1 env", "add, 3 env", "purge, 1 env", "purge, 3 env", "add, 3 env, jitter"):
+    for case in ("add, 1 env", "purge, 3 env", "add, 3 env, jitter"):
         assert lines.count(case) == 1  # its figures ...
         assert any(line.startswith(case + "  ") for line in lines)  # ... and its summary row
     assert "{" not in out.split("Summary")[1]  # no EMF or JSON blobs in the table
