@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from imgix_autoadder.core.call_tally import imgix_calls_counted
 from imgix_autoadder.core.config import load_settings
 from imgix_autoadder.core.observability import make_logger, make_metrics
 
@@ -30,5 +31,6 @@ def router() -> IngestRouter:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@imgix_calls_counted(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return router().handle(event, context)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from imgix_autoadder.core.call_tally import imgix_calls_counted
 from imgix_autoadder.core.config import load_settings
 from imgix_autoadder.core.observability import make_logger, make_metrics
 
@@ -34,6 +35,7 @@ def upload_steps() -> Uploader:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@imgix_calls_counted(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from imgix_autoadder.ingest.job import UploadJob  # loaded with upload_steps() anyway
 

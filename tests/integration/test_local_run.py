@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.harness.emf import emitted
 from tests.harness.world import ROOT
+from tests.integration.test_dashboard import HAPPY_PATH, OURS, SERVICE
 
 
 def test_local_run_ends_with_imgix_matching_s3():
     done = subprocess.run(
-        [sys.executable, "-m", "localdev.run_local"],
+        [sys.executable, "-m", "localdev.run_local", "--verbose"],  # metrics on
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,3 +28,11 @@ def test_local_run_ends_with_imgix_matching_s3():
     assert out.count("/assets/add/burst.jpg") == 1
     assert "upload-session executions: ['SUCCEEDED']" in out
     assert "/upload/photos/small.jpg" in out
+
+    # The dashboard's happy-path metrics, as it names them (test_dashboard.py).
+    names = {
+        name
+        for namespace, name, dimensions in emitted(out)
+        if (namespace, dimensions) == (OURS, SERVICE)
+    }
+    assert HAPPY_PATH - names == set()

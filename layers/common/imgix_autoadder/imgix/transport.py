@@ -6,13 +6,14 @@ import json
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from imgix_autoadder.core.api_key import ApiKeyError, StaticApiKey
+from imgix_autoadder.core.call_tally import IMGIX_CALLS
 from imgix_autoadder.core.limits import BACKOFF_MAX_S
 from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.connections import NEW_CONNECTION_ALLOWANCE_S, Connections
@@ -135,6 +136,7 @@ class Transport:
                     send_headers,
                     kw,
                     paced_by if missed < MAX_MISSED_SLOTS else None,
+                    self._class_of(paced_by),
                 )
             except _MissedSlot:
                 missed += 1  # nothing was sent: the slot is left empty, a new one taken
@@ -187,6 +189,7 @@ class Transport:
         headers: dict[str, str],
         kw: dict[str, Any],
         pacer: Pacer | None = None,
+        limit_class: str = "default",
     ) -> requests.Response:
         if hasattr(kw.get("data"), "seek"):
             kw["data"].seek(0)
@@ -214,14 +217,20 @@ class Transport:
             if pacer is not None and not pacer.on_time():
                 raise _MissedSlot  # before in_use: no connection was used
             with self._connections.in_use():
-                # A key that reached another host on a redirect would be a leak: never
-                # follow. (max_redirects=0 would instead raise on every 3xx, losing its
-                # Location.)
-                return self.session.send(
-                    prepared,
-                    timeout=(self.connect_timeout_s, self.read_timeout_s),
-                    allow_redirects=False,
-                )
+                status = 0  # no answer
+                try:
+                    # A key that reached another host on a redirect would be a leak: never
+                    # follow. (max_redirects=0 would instead raise on every 3xx, losing
+                    # its Location.)
+                    response = self.session.send(
+                        prepared,
+                        timeout=(self.connect_timeout_s, self.read_timeout_s),
+                        allow_redirects=False,
+                    )
+                    status = response.status_code
+                    return response
+                finally:
+                    IMGIX_CALLS.count(limit_class, status)
 
     def _admit(self, operation: str, key: str, probe_first: bool) -> None:
         try:
@@ -251,6 +260,13 @@ class Transport:
             self._outage(failed)
             raise failed
         self.breaker.answered()
+
+    def _class_of(self, pacer: Pacer) -> str:
+        """The limit class a pacer stands for (a Pacers field name)."""
+        for limit in fields(self.pacers):
+            if getattr(self.pacers, limit.name) is pacer:
+                return limit.name
+        return "default"
 
     def _outage(self, error: ImgixError, stop: bool = True) -> None:
         """Tell the breaker; when that left it open, stop: no more retries from here."""

@@ -172,3 +172,5 @@ class IndexerBatchHandler:
                 )
         for ms in report.api_latency_ms[:100]:  # EMF keeps at most 100 values per metric
             self._metrics.add_metric(name="ApiLatency", unit=MetricUnit.Milliseconds, value=ms)
+        for age in report.event_age_s[:100]:
+            self._metrics.add_metric(name="EventAge", unit=MetricUnit.Seconds, value=age)

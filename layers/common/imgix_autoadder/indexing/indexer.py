@@ -34,7 +34,7 @@ from imgix_autoadder.indexing.results import (
     outcome_of,
 )
 from imgix_autoadder.indexing.state import StateStore
-from imgix_autoadder.s3.events import ObjectChange
+from imgix_autoadder.s3.events import ObjectChange, age_s
 from imgix_autoadder.s3.origin import Current
 from imgix_autoadder.sources.source_map import SourceMap, Target
 
@@ -111,6 +111,11 @@ class Indexer:
             report.counts["key_rejected"] += int(result.key_rejected)
             report.counts["unavailable"] += int(result.imgix_unavailable)
             report.api_latency_ms.extend(result.api_ms)
+            if result.api_ms:
+                newest = max((change for change, _ in key_work.changes), key=ObjectChange.order)
+                age = age_s(newest.event_time, time.time())
+                if age is not None:
+                    report.event_age_s.append(age)
             for _, message_id in key_work.changes:
                 report.merge(message_id, result)
         return report

@@ -74,6 +74,8 @@ class BatchReport:
     results: dict[str, Result] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     api_latency_ms: list[float] = field(default_factory=list)
+    # From S3's eventTime to imgix's answer, per key that cost a call: how fresh imgix is.
+    event_age_s: list[float] = field(default_factory=list)
 
     def merge(self, message_id: str, result: Result) -> None:
         current = self.results.get(message_id)

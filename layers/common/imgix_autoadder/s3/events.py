@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -240,3 +241,15 @@ def misdirected_source(event: dict[str, Any]) -> str:
     if first.get("EventSource") == "aws:sns":
         return "SNS"
     return ""
+
+
+def age_s(event_time: str, now: float) -> float | None:
+    """Seconds from an event's time (S3's ISO 8601 `eventTime`, EventBridge's `time`) to
+    `now` (epoch seconds); None when the event carries no readable time."""
+    try:
+        at = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return max(0.0, now - at.timestamp())
