@@ -1,4 +1,4 @@
-"""Operator commands: python -m ops {redrive,doctor,backfill,sources} --help"""
+"""Operator commands: python -m ops {redrive,doctor,backfill,sources,audit} --help"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def main() -> int:
         "backfill": "ops.backfill",
         "doctor": "ops.doctor",
         "sources": "ops.sources",
+        "audit": "ops.audit",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(f"usage: python -m ops {{{','.join(commands)}}} [--help]", file=sys.stderr)

@@ -62,7 +62,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     # No imgix call starts that could end after the invocation's timeout (10 s reserve).
     remaining_s = context.get_remaining_time_in_millis() / 1000 - settings.handler_reserve_s
-    result = indexer().index_existing(change, deadline=time.monotonic() + remaining_s)
+    # An item `ops audit --fix` named carries the audit's verdict: imgix lacks it (missing)
+    # or holds an older copy (stale), whatever the state table says it was told.
+    retell = listed.get("Audit") in ("missing", "stale")
+    result = indexer().index_existing(change, time.monotonic() + remaining_s, retell)
     metrics.add_metric(
         name=f"Backfill{result.status.value.title()}", unit=MetricUnit.Count, value=1
     )

@@ -23,6 +23,7 @@ from localdev.imgix_emulator.request import Request
 # editable metadata (imgix-management-js README edits custom_fields).
 EDITABLE = ("categories", "custom_fields", "description", "name", "tags")
 DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
 
 
 def media_kind(content_type: str) -> str:
@@ -70,9 +71,17 @@ class Assets:
 
     # -- routes ------------------------------------------------------------------------------
     def index(self, request: Request) -> tuple[int, Any]:
-        """GET sources/:source_id/assets: "Retrieve a list of assets from the Source";
-        page[number] from 0 and page[size] (imgix-management-js README); filter[origin_path]
-        (Asset Filters)."""
+        """GET sources/:source_id/assets: "Retrieve a list of assets from the Source"
+        (Asset Browse), filter[origin_path] (Asset Filters). imgix's clients page it two
+        ways, and both are served:
+        - page[cursor] and page[limit], answered with meta.cursor {current, hasMore, next,
+          totalRecords} (imgix-hygraph, src/app/asset-dialog/useImgixAssets.ts, which sends
+          the offset as the cursor and reads totalRecords as a string);
+        - page[number] from 0 and page[size] (imgix-management-js README, "Paging by page
+          number and size"), answered with meta.pagination.
+        Undocumented, modelled as: 100 a page when no size is asked, and never more than
+        MAX_PAGE_SIZE, so a client must follow hasMore (or a short page), not its own count;
+        assets in origin-path order; a cursor is opaque to the client (here the offset)."""
         source_id = request.params["source_id"]
         self.account.source(source_id)
         with self.account.lock:
@@ -80,8 +89,20 @@ class Assets:
         wanted = request.arg("filter[origin_path]")
         if wanted is not None:
             found = [a for a in found if "/" + a.origin_path == "/" + wanted.lstrip("/")]
+        if request.arg("page[cursor]") is not None or request.arg("page[limit]") is not None:
+            start = request.whole("page[cursor]", 0, 0)
+            limit = min(MAX_PAGE_SIZE, request.whole("page[limit]", DEFAULT_PAGE_SIZE, 1))
+            end = min(len(found), start + limit)
+            cursor = {
+                "current": str(start),
+                "hasMore": end < len(found),
+                "next": str(end) if end < len(found) else None,
+                "totalRecords": str(len(found)),
+            }
+            page = [asset_resource(a) for a in found[start:end]]
+            return 200, document(page, {"cursor": cursor})
         number = request.whole("page[number]", 0, 0)
-        size = request.whole("page[size]", DEFAULT_PAGE_SIZE, 1)
+        size = min(MAX_PAGE_SIZE, request.whole("page[size]", DEFAULT_PAGE_SIZE, 1))
         page = [asset_resource(a) for a in found[number * size : (number + 1) * size]]
         return 200, document(page, {"pagination": {"total_records": len(found)}})
 

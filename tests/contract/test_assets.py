@@ -74,6 +74,48 @@ def test_list_assets_pages(emulator: ImgixEmulator, origin: Any, source_id: str)
     assert [a["attributes"]["origin_path"] for a in second.json()["data"]] == ["/c.png"]
 
 
+def test_list_assets_pages_by_cursor_as_imgix_hygraph_reads_it(
+    emulator: ImgixEmulator, origin: Any, source_id: str
+):
+    """page[cursor] and page[limit], answered with meta.cursor {current, hasMore, next,
+    totalRecords} (totalRecords a string, as imgix-hygraph's useImgixAssets reads it)."""
+    for name in ("a.png", "b.png", "c.png"):
+        put(origin, name)
+        emulator.create_asset(source_id, name, "e")
+    base = f"/api/v1/sources/{source_id}/assets"
+    first = raw(emulator, "GET", f"{base}?page[cursor]=0&page[limit]=2").json()
+    assert [a["attributes"]["origin_path"] for a in first["data"]] == ["/a.png", "/b.png"]
+    assert first["meta"]["cursor"] == {
+        "current": "0", "hasMore": True, "next": "2", "totalRecords": "3"
+    }  # fmt: skip
+    last = raw(emulator, "GET", f"{base}?page[cursor]=2&page[limit]=2").json()
+    assert [a["attributes"]["origin_path"] for a in last["data"]] == ["/c.png"]
+    assert last["meta"]["cursor"]["hasMore"] is False and last["meta"]["cursor"]["next"] is None
+
+
+def test_a_page_never_holds_more_than_100_assets_whatever_is_asked(
+    emulator: ImgixEmulator, source_id: str
+):
+    """Undocumented maximum, modelled as 100: a client must follow hasMore, not count."""
+    for i in range(101):
+        emulator.asset_api.seed(source_id, f"many/{i:03d}.png", "e")
+    page = raw(emulator, "GET", f"/api/v1/sources/{source_id}/assets?page[limit]=500").json()
+    assert len(page["data"]) == 100 and page["meta"]["cursor"]["hasMore"] is True
+
+
+def test_the_client_lists_every_asset_through_every_page(
+    client: ImgixClient, emulator: ImgixEmulator, source_id: str
+):
+    for i in range(5):
+        emulator.asset_api.seed(source_id, f"p/{i} é+.png", "e")
+    pages = list(client.asset_pages(source_id, page_size=2))
+    assert [len(items) for items, _ in pages] == [2, 2, 1]
+    assert [cursor for _, cursor in pages] == ["2", "4", None]
+    paths = [a["attributes"]["origin_path"] for items, _ in pages for a in items]
+    assert paths == [f"/p/{i} é+.png" for i in range(5)]
+    assert all("page%5Bcursor%5D=" in c.raw_path for c in emulator.calls_to("list_assets"))
+
+
 def test_add_now_answers_404_for_a_file_the_origin_lacks(client: ImgixClient, source_id: str):
     """ "For an asset to be added successfully, the asset must exist at the specified asset
     path." One of the two answers the docs allow (add "queue[s]" the path)."""

@@ -65,3 +65,30 @@ def test_after_a_co_tenant_leaves_the_limit_is_back_within_a_minute(taken: float
     needed = BASE / (1 - taken)
     throttle = Throttle(ceiling_ms=round(needed), at_ms=T0, granted_before_ms=T0)
     assert interval_ms(BASE, throttle, T0 + 60_000) <= 1000 / (0.9 * 4)
+
+
+def test_a_patient_pacer_waits_out_a_busy_schedule_instead_of_giving_up():
+    """An operator's command (ops audit) has no deadline: an idle-only slot held by someone
+    else, or one too far off, is waited for."""
+    from imgix_autoadder.rate.pacing import Patient, SlotTooLate
+
+    answers: list[float | Exception] = [SlotTooLate(0.2), SlotTooLate(0.01), 0.0]
+    slept: list[float] = []
+
+    class Busy:
+        interval_s = 0.25
+
+        def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        def on_time(self) -> bool:
+            return True
+
+        def throttled(self) -> None:
+            pass
+
+    assert Patient(Busy(), slept.append).acquire(0.0) == pytest.approx(0.25)
+    assert slept == [0.2, 0.05]  # at least 50 ms between asks

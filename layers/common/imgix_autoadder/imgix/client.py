@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -91,6 +92,24 @@ class ImgixClient(Transport):
             "data": {"id": f"{source_id}/{origin_path}", "type": "assets", "attributes": attributes}
         }
         return data_of(self.request("PATCH", path, "update asset", json=body), "update asset")
+
+    def asset_pages(
+        self, source_id: str, cursor: str = "0", page_size: int = 100
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """Every asset of a Source, a page at a time, with the cursor of the next page (None
+        after the last): GET sources/:source_id/assets with page[cursor] and page[limit],
+        following meta.cursor.hasMore and .next as imgix-hygraph does. A page may hold fewer
+        than asked: only hasMore ends the listing."""
+        path = f"{self._source(source_id)}/assets"
+        next_cursor: str | None = cursor
+        while next_cursor is not None:
+            query = {"page[cursor]": next_cursor, "page[limit]": str(page_size)}
+            body = self.request("GET", path, "list assets", params=query)
+            items = list_of(body, "list assets")
+            paging = (body.get("meta") or {}).get("cursor") or {}
+            more = bool(paging.get("hasMore")) and paging.get("next") not in (None, "")
+            next_cursor = str(paging["next"]) if more else None
+            yield items, next_cursor
 
     def has_asset(self, source_id: str, origin_path: str) -> bool:
         try:

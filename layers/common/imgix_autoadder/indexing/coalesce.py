@@ -31,6 +31,9 @@ class KeyWork:
     changes: list[tuple[ObjectChange, str]] = field(default_factory=list)
     # What the product's ingest handed imgix for a target, by (source id, origin path).
     receipts: dict[tuple[str, str], Receipt] = field(default_factory=dict)
+    # `ops audit --fix`: imgix does not hold what it was told (missing, or stale): tell it
+    # again, whatever the state table says.
+    retell: bool = False
 
     def uploaded_targets(self, now: Current) -> list[Target]:
         """The Sources that imgix wrote this very object for (the product's ingest): it

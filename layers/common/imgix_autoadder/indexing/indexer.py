@@ -120,13 +120,16 @@ class Indexer:
                 report.merge(message_id, result)
         return report
 
-    def index_existing(self, change: ObjectChange, deadline: float | None = None) -> Result:
-        """Backfill one listed object: add it, refresh it if its ETag changed, or skip it."""
+    def index_existing(
+        self, change: ObjectChange, deadline: float | None = None, retell: bool = False
+    ) -> Result:
+        """Backfill one listed object: add it, refresh it if its ETag changed, or skip it.
+        `retell`: an audit found imgix lacking it or holding an older copy."""
         self._client.deadline = deadline
         targets, skip_reason = targets_of(self._sources, change)
         if not targets:
             return Result(Status.SKIPPED, skip_reason)
-        work = KeyWork(change.bucket, change.key, targets, [(change, "backfill")])
+        work = KeyWork(change.bucket, change.key, targets, [(change, "backfill")], retell=retell)
         return self._apply_all([work])[0][0]
 
     def _apply_all(self, works: list[KeyWork]) -> list[tuple[Result, Action]]:
@@ -206,6 +209,8 @@ class Indexer:
         """
         latest = work.latest
         now = self._origin.current(work.bucket, work.key)
+        if work.retell and known is not None:
+            known = replace(known, told_etag="", told_fingerprint="")  # not what imgix holds
         lookups = Lookups(
             is_first_version=lambda: self._origin.is_first_version(
                 work.bucket, work.key, now.version_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 
@@ -109,3 +109,37 @@ class Pacers:
             RateLimiter(purge),
             RateLimiter(get_asset),
         )
+
+
+class Patient:
+    """A pacer for a caller with no deadline (an operator's command): where the pacer says
+    the slot is too far off (or, idle-only, that someone else holds it), wait and ask
+    again, instead of handing the work back."""
+
+    def __init__(self, pacer: Pacer, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._pacer = pacer
+        self._sleep = sleep
+
+    @property
+    def interval_s(self) -> float:
+        return self._pacer.interval_s
+
+    def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
+        waited = 0.0
+        while True:
+            try:
+                return waited + self._pacer.acquire(max_wait_s, late_s)
+            except SlotTooLate as late:
+                pause = min(5.0, max(0.05, late.wait_s))
+                self._sleep(pause)
+                waited += pause
+
+    def on_time(self) -> bool:
+        return self._pacer.on_time()
+
+    def throttled(self) -> None:
+        self._pacer.throttled()
+
+    @staticmethod
+    def all_of(pacers: Pacers) -> Pacers:
+        return Pacers(*(Patient(getattr(pacers, f.name)) for f in fields(pacers)))
