@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.plots import plot_case
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 KEY = "bench-key"
@@ -237,7 +239,15 @@ def run_case(case: Case) -> dict[str, Any]:
     # Every call, for plots and for a look at the gaps.
     dump = ROOT / "build" / "bench" / f"calls-{slug(case.name)}.json"
     dump.write_text(json.dumps({"burst_at": burst_at, "calls": calls}))
-    return figures(case, calls, reports, burst_at, alone_until)
+    result = figures(case, calls, reports, burst_at, alone_until)
+    picture = dump.with_name(f"{slug(case.name)}.png")
+    limit = PUBLISHED[case.operation]
+    result["plot"] = str(
+        plot_case(
+            case.name, dump, ROUTES[case.operation], limit, case.events / limit, picture
+        ).relative_to(ROOT)
+    )
+    return result
 
 
 def slug(name: str) -> str:

@@ -7,11 +7,14 @@ import sys
 
 import pytest
 
+from bench.rate_use import slug
 from tests.harness.world import ROOT
 
 
 @pytest.mark.long(55)
 def test_bench_smoke_prints_every_figure_with_its_baseline():
+    for old in (ROOT / "build" / "bench").glob("*.png"):
+        old.unlink()  # each picture must come from this run
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke"],
         cwd=ROOT,
@@ -40,3 +43,6 @@ def test_bench_smoke_prints_every_figure_with_its_baseline():
         assert lines.count(case) == 1  # its figures ...
         assert any(line.startswith(case + "  ") for line in lines)  # ... and its summary row
     assert "{" not in out.split("Summary")[1]  # no EMF or JSON blobs in the table
+    for case in ("add, 1 env", "purge, 3 env", "add, 3 env, jitter"):  # a picture of each
+        picture = ROOT / "build" / "bench" / f"{slug(case)}.png"
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
