@@ -32,9 +32,14 @@ from imgix_autoadder.audit.classify import (
     OriginObject,
     Verdict,
     classify,
-    skip_reason,
 )
-from imgix_autoadder.audit.listing import assets_of, listed_assets, origin_objects, purge_records
+from imgix_autoadder.audit.listing import (
+    assets_of,
+    indexed_paths,
+    listed_assets,
+    origin_objects,
+    purge_records,
+)
 from imgix_autoadder.core.config import load_settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
@@ -102,8 +107,7 @@ def audit_source(
         if args.limit is None:
             assets = list(listed_assets(client, source, paged(bar), args.page_size))
         else:  # a bounded run asks for its own keys, and says nothing of any other
-            indexed = [o.key for o in objects if not skip_reason(source, o.key)]
-            paths = [source.origin_path(source.bucket, key) or key for key in indexed]
+            paths = indexed_paths(source, objects)
             assets = list(assets_of(client, source, paths))
             bar.update(len(paths))
     report = classify(source, objects, assets)
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "RATE_BUDGET_TABLE": args.rate_budget_table,
         "IMGIX_ACCOUNT": args.imgix_account,
         "RATE_BUDGET_IDLE_ONLY": "false" if args.full_share else "true",
+        "MAX_PACING_WAIT_SECONDS": "3600",  # an operator's command waits for idle slots
     }
     settings = load_settings(env)
     session = aws_session("audit")

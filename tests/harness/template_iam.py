@@ -514,6 +514,7 @@ def test_resources() -> dict[str, Physical]:
         "BackfillStateMachine": _state_machine("imgix-autoadder-backfill"),
         "UploaderFunction": Physical(names.UPLOADER_FUNCTION, {}),
         "BackfillFunction": Physical("imgix-autoadder-backfill", {}),
+        "AuditorFunction": Physical("imgix-autoadder-auditor", {}),
         "OriginEventsRule": Physical(
             "origin-events", {"Arn": f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/origin"}
         ),
@@ -529,10 +530,11 @@ FUNCTIONS = (
     "UploaderFunction",
     "BackfillFunction",
     "SourceManagerFunction",
+    "AuditorFunction",
 )
 
 
-STATE_MACHINES = ("UploadStateMachine", "BackfillStateMachine")
+STATE_MACHINES = ("UploadStateMachine", "BackfillStateMachine", "AuditStateMachine")
 
 
 def state_machine_identity(parameters: dict[str, str]) -> None:

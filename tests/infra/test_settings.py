@@ -19,6 +19,7 @@ LOGICAL_IDS = {
     "uploader": "UploaderFunction",
     "backfill": "BackfillFunction",
     "source_manager": "SourceManagerFunction",
+    "auditor": "AuditorFunction",
 }
 NOT_OURS = ("POWERTOOLS_",)  # Powertools reads these itself
 

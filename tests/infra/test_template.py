@@ -187,6 +187,7 @@ def test_every_function_that_reads_the_key_can_decrypt_a_customer_managed_key():
             "UploaderFunction",
             "BackfillFunction",
             "SourceManagerFunction",
+            "AuditorFunction",
         }
     )
 

@@ -29,6 +29,8 @@ HAPPY_PATH = {"Added", "Refreshed", "Purged", "Skipped", "DirectUploads", "Uploa
               "ImgixCallsPurge", "ImgixCallsUpload"}  # fmt: skip
 TROUBLE = {"ImgixThrottled", "Deferred", "ImgixUnavailable", "Failed", "ApiKeyRejected",
            "BackfillDone", "BackfillSkipped"}  # fmt: skip
+# The scheduled audit's (test_scheduled_audit.py checks them emitted).
+AUDIT = {"AssetsMissing", "AssetsStale", "AssetsDeletedAtOrigin"}
 # What each AWS namespace's dimension names (the resource it points at must exist).
 AWS_DIMENSIONS = {
     "AWS/SQS": ("QueueName", "AWS::SQS::Queue"),
@@ -37,15 +39,24 @@ AWS_DIMENSIONS = {
 }
 
 
-def dashboard_body(ingest: bool) -> dict[str, Any]:
-    """The body as CloudFormation would substitute it, with EnableIngest on or off;
-    resource references become `<Logical>` or `<Logical.Attribute>`."""
+CONDITIONS = {"IngestDeadLetterMetric": "ingest", "UploadSessionWidget": "ingest",
+              "AuditWidget": "audit"}  # fmt: skip
+
+
+def dashboard_body(ingest: bool, audit: bool = True) -> dict[str, Any]:
+    """The body as CloudFormation would substitute it, with EnableIngest and ScheduledAudit
+    on or off; resource references become `<Logical>` or `<Logical.Attribute>`."""
     template, variables = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    on = {"ingest": ingest, "audit": audit}
     values = {}
     for name, value in variables.items():
         _, when_on, when_off = value["Fn::If"]
-        chosen = when_on if ingest else when_off
-        values[name] = chosen["Fn::Sub"] if isinstance(chosen, dict) else chosen
+        chosen = when_on if on[CONDITIONS[name]] else when_off
+        if isinstance(chosen, dict):
+            chosen = chosen["Fn::Sub"]
+            if isinstance(chosen, list):  # its own variables: a period from the mapping
+                chosen = chosen[0].replace("${Period}", "86400")
+        values[name] = chosen
     text = template
     for name, value in values.items():
         text = text.replace("${" + name + "}", value)
@@ -98,9 +109,9 @@ def sim_past_the_breaker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_body_is_json_with_or_without_ingest_and_names_only_known_metrics():
-    for ingest in (True, False):
-        lines = dashboard_metrics(dashboard_body(ingest)) + alarm_metrics()
-        assert {name for _, name, _ in ours(lines)} <= HAPPY_PATH | TROUBLE
+    for ingest, audit in ((True, True), (False, False), (True, False), (False, True)):
+        lines = dashboard_metrics(dashboard_body(ingest, audit)) + alarm_metrics()
+        assert {name for _, name, _ in ours(lines)} <= HAPPY_PATH | TROUBLE | AUDIT
         assert all(dimensions == SERVICE for _, _, dimensions in ours(lines))
         for line in lines:
             if line[0] == OURS:
@@ -111,9 +122,9 @@ def test_the_body_is_json_with_or_without_ingest_and_names_only_known_metrics():
             assert RESOURCES[logical]["Type"] == resource_type, line
     with_ingest = ours(dashboard_metrics(dashboard_body(True)) + alarm_metrics())
     # Every metric the two runs check is on the dashboard or an alarm (no silent leftovers).
-    assert {name for _, name, _ in with_ingest} == HAPPY_PATH | TROUBLE
-    widgets = dashboard_body(True)["widgets"]
-    assert len(widgets) == len(dashboard_body(False)["widgets"]) + 1  # upload sessions
+    assert {name for _, name, _ in with_ingest} == HAPPY_PATH | TROUBLE | AUDIT
+    widgets = dashboard_body(True, True)["widgets"]
+    assert len(widgets) == len(dashboard_body(False, False)["widgets"]) + 2  # uploads, audit
 
 
 def test_the_trouble_and_backfill_metrics_are_emitted_as_the_dashboard_names_them(

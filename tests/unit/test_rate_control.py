@@ -90,5 +90,8 @@ def test_a_patient_pacer_waits_out_a_busy_schedule_instead_of_giving_up():
         def throttled(self) -> None:
             pass
 
-    assert Patient(Busy(), slept.append).acquire(0.0) == pytest.approx(0.25)
+    assert Patient(Busy(), slept.append).acquire(None) == pytest.approx(0.25)
     assert slept == [0.2, 0.05]  # at least 50 ms between asks
+    answers[:] = [SlotTooLate(0.2), SlotTooLate(0.2)]
+    with pytest.raises(SlotTooLate):  # within its caller's bound only
+        Patient(Busy(), slept.append).acquire(0.3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from imgix_autoadder.audit.classify import ListedAsset, OriginObject
+from imgix_autoadder.audit.classify import ListedAsset, OriginObject, skip_reason
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixNotFound
 from imgix_autoadder.indexing.key_state import Told
@@ -67,6 +67,15 @@ def listed_assets(
         on_page(len(items))
         for item in items:
             yield ListedAsset.from_api(item)
+
+
+def indexed_paths(source: Source, objects: list[OriginObject]) -> list[str]:
+    """The origin paths of the keys the indexer indexes (not folder markers)."""
+    return [
+        source.origin_path(source.bucket, o.key) or o.key
+        for o in objects
+        if not skip_reason(source, o.key)
+    ]
 
 
 def assets_of(client: ImgixClient, source: Source, paths: list[str]) -> Iterator[ListedAsset]:

@@ -24,7 +24,7 @@ from imgix_autoadder.core.limits import (
     S3_HOST_PATTERN,
 )
 
-EVERY_FUNCTION = ("indexer", "upload_router", "uploader", "backfill", "source_manager")
+EVERY_FUNCTION = ("indexer", "upload_router", "uploader", "backfill", "source_manager", "auditor")
 
 
 def setting(

@@ -112,9 +112,9 @@ class Pacers:
 
 
 class Patient:
-    """A pacer for a caller with no deadline (an operator's command): where the pacer says
-    the slot is too far off (or, idle-only, that someone else holds it), wait and ask
-    again, instead of handing the work back."""
+    """A pacer for a caller whose work cannot be handed back (an operator's command, the
+    scheduled audit): where the pacer says the slot is too far off (or, idle-only, that
+    someone else holds it), wait and ask again, within the caller's own bound."""
 
     def __init__(self, pacer: Pacer, sleep: Callable[[float], None] = time.sleep) -> None:
         self._pacer = pacer
@@ -125,12 +125,16 @@ class Patient:
         return self._pacer.interval_s
 
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
+        """Waits at most `max_wait_s` in all (None: as long as it takes)."""
         waited = 0.0
         while True:
+            left = None if max_wait_s is None else max(0.0, max_wait_s - waited)
             try:
-                return waited + self._pacer.acquire(max_wait_s, late_s)
+                return waited + self._pacer.acquire(left, late_s)
             except SlotTooLate as late:
                 pause = min(5.0, max(0.05, late.wait_s))
+                if left is not None and pause > left:
+                    raise
                 self._sleep(pause)
                 waited += pause
 
