@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(render(report, stopped_at))
             if args.fix and report.needs_fixing:
                 sfn = aws_client(session, "stepfunctions")
+                for finding in report.needs_fixing:
+                    print(f"fix: {finding.verdict.value} {finding.key}", file=sys.stderr)
                 for execution in send_fixes(sfn, args.backfill_arn, source, report, objects):
                     print(f"sent to the backfill: {execution}", file=sys.stderr)
     except ImgixError as exc:

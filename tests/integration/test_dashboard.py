@@ -29,8 +29,8 @@ HAPPY_PATH = {"Added", "Refreshed", "Purged", "Skipped", "DirectUploads", "Uploa
               "ImgixCallsPurge", "ImgixCallsUpload"}  # fmt: skip
 TROUBLE = {"ImgixThrottled", "Deferred", "ImgixUnavailable", "Failed", "ApiKeyRejected",
            "BackfillDone", "BackfillSkipped"}  # fmt: skip
-# The scheduled audit's (test_scheduled_audit.py checks them emitted).
-AUDIT = {"AssetsMissing", "AssetsStale", "AssetsDeletedAtOrigin"}
+# The scheduled audit's, and its get asset calls (test_scheduled_audit.py checks them).
+AUDIT = {"AssetsMissing", "AssetsStale", "AssetsDeletedAtOrigin", "ImgixCallsGetAsset"}
 # What each AWS namespace's dimension names (the resource it points at must exist).
 AWS_DIMENSIONS = {
     "AWS/SQS": ("QueueName", "AWS::SQS::Queue"),
