@@ -171,6 +171,30 @@ def test_a_metadata_only_copy_in_place_is_refreshed(stack: Stack, invoke: Invoke
     assert routes(stack) == ["refresh_asset"]  # same ETag, new Cache-Control
 
 
+def test_a_copy_in_place_that_changes_only_user_metadata_costs_no_call(
+    stack: Stack, invoke: Invoke
+):
+    """imgix documents no use of S3 user metadata (x-amz-meta-*) in what it renders or
+    serves: a change of it alone is no reason to spend one of the 10 refreshes a minute."""
+    v1 = put(stack, KEY, b"same bytes", ContentType="image/jpeg", Metadata={"sku": "1"})
+    deliver(invoke, created(stack, KEY, v1))
+    stack.emulator.reset_calls()
+    copied = stack.s3.copy_object(
+        Bucket=BUCKET,
+        Key=KEY,
+        CopySource={"Bucket": BUCKET, "Key": KEY},
+        MetadataDirective="REPLACE",
+        ContentType="image/jpeg",
+        Metadata={"sku": "2"},
+    )
+    event = shaped("s3-put.json", KEY, copied["VersionId"], v1["etag"])
+    event["Records"][0]["eventName"] = "ObjectCreated:Copy"
+
+    deliver(invoke, event)
+
+    assert routes(stack) == []
+
+
 @pytest.mark.parametrize(
     "sample",
     ["s3-lifecycle-expiration-delete-marker.json", "eventbridge-lifecycle-expiration.json"],

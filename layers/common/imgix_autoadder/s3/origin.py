@@ -45,8 +45,10 @@ class Current:
 
 
 def fingerprint(head: Mapping[str, object]) -> str:
+    """What imgix serves of an object besides its bytes. Not its user metadata
+    (x-amz-meta-*): imgix documents no use of it in what it renders or serves, so a change
+    of it alone is worth no refresh."""
     served = {name: str(head.get(name, "")) for name in SERVED_METADATA}
-    served["Metadata"] = json.dumps(head.get("Metadata") or {}, sort_keys=True)
     digest = hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 
