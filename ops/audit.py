@@ -1,5 +1,6 @@
 """Is the Asset Manager complete and current? Compare a Source's assets with S3.
 
+    python -m ops audit --stack STACK  (every Source of a deployed stack), or
     python -m ops audit --source-id ID [--source-id ID ...] --secret-id SECRET
                         [--state-table T] [--rate-budget-table T] [--content-types]
                         [--limit N [--resume KEY]] [--json] [--fix --backfill-arn ARN]
@@ -60,8 +61,9 @@ from ops.audit_fix import send_fixes
 
 def parser() -> argparse.ArgumentParser:
     found = command_parser("audit", __doc__)
-    found.add_argument("--source-id", action="append", required=True, help="repeat for several")
-    found.add_argument("--secret-id", required=True, help="the imgix API key's secret")
+    found.add_argument("--stack", help="a deployed stack: every Source it keeps, its tables")
+    found.add_argument("--source-id", action="append", help="repeat for several")
+    found.add_argument("--secret-id", help="the imgix API key's secret")
     found.add_argument("--api-base-url", default="https://api.imgix.com")
     found.add_argument("--state-table", help="the stack's StateTableName: purges recorded")
     found.add_argument("--rate-budget-table", default="", help="the shared rate budget's table")
@@ -131,8 +133,24 @@ def render(report: AuditReport, stopped_at: str) -> str:
     return "\n".join(lines)
 
 
+def from_stack(args: argparse.Namespace, cloudformation: Any) -> None:
+    """What a deployed stack's outputs say, where the command line did not say it."""
+    [stack] = cloudformation.describe_stacks(StackName=args.stack)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    ids = [i.strip() for i in outputs.get("SourceIds", "").split(",") if i.strip()]
+    args.source_id = args.source_id or ids
+    args.secret_id = args.secret_id or outputs.get("ApiKeySecretArn")
+    args.state_table = args.state_table or outputs.get("StateTableName")
+    args.rate_budget_table = args.rate_budget_table or outputs.get("RateBudgetTableName", "")
+    args.backfill_arn = args.backfill_arn or outputs.get("BackfillStateMachineArn")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.stack:
+        from_stack(args, aws_client(aws_session("audit"), "cloudformation"))
+    if not args.source_id or not args.secret_id:
+        parser().error("name the Sources and the key (--source-id, --secret-id) or --stack")
     env = {
         "IMGIX_API_KEY_SECRET": args.secret_id,
         "IMGIX_SOURCE_IDS": ",".join(args.source_id),

@@ -132,3 +132,35 @@ def test_a_bounded_run_asks_for_its_own_keys_and_resumes_where_it_stopped(
     _, rest = run_audit(drifted, capsys, "--limit", "10", "--resume", first["resume"])
     assert list(classes(rest)) == ["images/new one+1.jpg", "images/same.jpg", "images/été/π.jpg"]
     assert rest["resume"] is None  # the prefix ended before the limit
+
+
+def test_a_deployed_stacks_name_is_enough(drifted: Stack, capsys: pytest.CaptureFixture[str]):
+    """--stack reads the stack's outputs (template.yaml's SourceIds, ApiKeySecretArn,
+    StateTableName, RateBudgetTableName): every Source it keeps, audited."""
+    outputs = {
+        "SourceIds": drifted.source_id,
+        "ApiKeySecretArn": os.environ["IMGIX_API_KEY_SECRET"],
+        "StateTableName": drifted.local.state_table,
+        "RateBudgetTableName": os.environ["RATE_BUDGET_TABLE"],
+    }
+    stand_in = {  # the deployed stack's outputs, as CloudFormation reports them
+        "Resources": {"Nothing": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(
+        StackName="imgix-autoadder", TemplateBody=json.dumps(stand_in)
+    )
+    capsys.readouterr()
+    status = audit.main(
+        ["--stack", "imgix-autoadder", "--api-base-url", drifted.emulator.base_url, "--json"]
+    )
+    [document] = json.loads(capsys.readouterr().out)
+    assert status == 1 and document["source_id"] == drifted.source_id
+    assert classes(document)["images/purged.jpg"] == ("deleted at origin", "purge recorded")
+
+
+def test_the_template_outputs_what_the_audit_reads():
+    from tests.harness.template import TEMPLATE
+
+    assert {"SourceIds", "ApiKeySecretArn", "StateTableName", "RateBudgetTableName",
+            "BackfillStateMachineArn"} <= set(TEMPLATE["Outputs"])  # fmt: skip
