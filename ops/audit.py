@@ -45,16 +45,8 @@ from imgix_autoadder.core.config import load_settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError
 from imgix_autoadder.indexing.state import StateStore
-from imgix_autoadder.rate.pacing import Patient
 from imgix_autoadder.sources.source_map import Source
-from imgix_autoadder.wiring import (
-    api_key_source,
-    aws_client,
-    aws_session,
-    build_breaker,
-    build_client,
-    build_pacers,
-)
+from imgix_autoadder.wiring import aws_client, aws_session, patient_client
 from ops import command_parser
 from ops.audit_fix import send_fixes
 
@@ -162,12 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = load_settings(env)
     session = aws_session("audit")
-    client = build_client(
-        settings,
-        api_key_source(settings, session),
-        Patient.all_of(build_pacers(settings, session)),
-        build_breaker(settings, session),
-    )
+    client = patient_client(settings, session)
     s3 = aws_client(session, "s3")
     state = (
         StateStore(aws_client(session, "dynamodb"), args.state_table) if args.state_table else None

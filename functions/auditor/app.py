@@ -36,22 +36,11 @@ SLICE_S = 600.0  # of the function's 900 s timeout
 
 @cache
 def parts() -> tuple[ImgixClient, Any]:
-    from imgix_autoadder.rate.pacing import Patient
-    from imgix_autoadder.wiring import (  # boto3 and friends: first use
-        api_key_source,
-        aws_client,
-        aws_session,
-        build_breaker,
-        build_client,
-        build_pacers,
-    )
+    from imgix_autoadder.wiring import aws_client, aws_session, patient_client  # boto3: first use
 
     session = aws_session("AuditorFunction")
     # Its work cannot be handed back: it waits for the budget's idle slots, to its deadline.
-    pacers = Patient.all_of(build_pacers(settings, session))
-    keys = api_key_source(settings, session)
-    client = build_client(settings, keys, pacers, build_breaker(settings, session))
-    return client, aws_client(session, "s3")
+    return patient_client(settings, session), aws_client(session, "s3")
 
 
 @logger.inject_lambda_context(clear_state=True)

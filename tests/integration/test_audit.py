@@ -10,15 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from localdev.lambda_hook import make_invoke
 from ops import audit
 from ops.backfill import wait
 from tests.harness.events import notification, s3_record, sqs_event
-from tests.harness.world import BUCKET, ROOT, Stack, load_function
-
-BACKFILL_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-backfill"
+from tests.harness.machines import state_machine
+from tests.harness.world import BUCKET, Stack, load_function
 
 
 def run_audit(stack: Stack, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, Any]:
@@ -90,18 +87,11 @@ def test_every_class_exactly_over_several_pages(drifted: Stack, capsys: pytest.C
 def test_fix_sends_the_missing_and_stale_keys_through_the_backfill_and_converges(
     drifted: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(
-        LambdaSimpleBackend,
-        "invoke",
-        make_invoke({"imgix-autoadder-backfill": load_function("backfill")}),
+    backfill = load_function("backfill")
+    machine = state_machine(
+        monkeypatch, "backfill", "backfill.asl.json", "BackfillFunctionArn", backfill
     )
     sfn = boto3.client("stepfunctions")
-    definition = (ROOT / "statemachine" / "backfill.asl.json").read_text()
-    machine = sfn.create_state_machine(
-        name="imgix-autoadder-backfill",
-        definition=definition.replace("${BackfillFunctionArn}", BACKFILL_ARN),
-        roleArn="arn:aws:iam::123456789012:role/backfill",
-    )["stateMachineArn"]
 
     status, _ = run_audit(drifted, capsys, "--fix", "--backfill-arn", machine)
     assert status == 1

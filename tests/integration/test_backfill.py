@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from localdev.imgix_emulator import PUBLISHED_LIMITS
-from localdev.lambda_hook import make_invoke
 from ops.backfill import progress, start, wait
 from tests.harness.events import notification, s3_record
-from tests.harness.world import BUCKET, ROOT, Stack, load_function
-
-BACKFILL_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-backfill"
+from tests.harness.machines import state_machine
+from tests.harness.world import BUCKET, Stack, load_function
 
 
 @pytest.mark.long(20)
@@ -51,18 +48,11 @@ def test_backfill_indexes_existing_objects_within_the_rate_limits(
     # imgix's published default limit, raised 25x so the test takes seconds, paced at 90%.
     stack.emulator.rate_limits = {"default": (PUBLISHED_LIMITS["default"][0] * 25, 1.0)}
     monkeypatch.setenv("IMGIX_DEFAULT_PER_SECOND", str(100 * 0.9))
-    monkeypatch.setattr(
-        LambdaSimpleBackend,
-        "invoke",
-        make_invoke({"imgix-autoadder-backfill": load_function("backfill")}),
+    backfill = load_function("backfill")
+    machine = state_machine(
+        monkeypatch, "backfill", "backfill.asl.json", "BackfillFunctionArn", backfill
     )
     sfn = boto3.client("stepfunctions")
-    definition = (ROOT / "statemachine" / "backfill.asl.json").read_text()
-    machine = sfn.create_state_machine(
-        name="imgix-autoadder-backfill",
-        definition=definition.replace("${BackfillFunctionArn}", BACKFILL_ARN),
-        roleArn="arn:aws:iam::123456789012:role/backfill",
-    )["stateMachineArn"]
 
     execution = start(sfn, machine, BUCKET, "images/")
     reports: list[dict] = []

@@ -10,16 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from imgix_autoadder.audit import slices
-from localdev.lambda_hook import make_invoke
 from tests.harness.emf import emitted
-from tests.harness.world import ROOT, Stack, load_function
+from tests.harness.machines import state_machine
+from tests.harness.world import Stack, load_function
 from tests.integration.test_audit import drifted  # noqa: F401  (the fixture)
 from tests.integration.test_dashboard import AUDIT, OURS, SERVICE
-
-AUDITOR_ARN = "arn:aws:lambda:us-east-1:123456789012:function:imgix-autoadder-auditor"
 
 
 def test_the_scheduled_audit_publishes_what_ops_audit_finds_in_slices(
@@ -42,16 +39,8 @@ def test_the_scheduled_audit_publishes_what_ops_audit_finds_in_slices(
             raise
 
     monkeypatch.setattr(auditor, "lambda_handler", recorded)
-    monkeypatch.setattr(
-        LambdaSimpleBackend, "invoke", make_invoke({"imgix-autoadder-auditor": auditor})
-    )
+    machine = state_machine(monkeypatch, "auditor", "audit.asl.json", "AuditorFunctionArn", auditor)
     sfn = boto3.client("stepfunctions")
-    definition = (ROOT / "statemachine" / "audit.asl.json").read_text()
-    machine = sfn.create_state_machine(
-        name="imgix-autoadder-audit",
-        definition=definition.replace("${AuditorFunctionArn}", AUDITOR_ARN),
-        roleArn="arn:aws:iam::123456789012:role/audit",
-    )["stateMachineArn"]
     capsys.readouterr()
 
     execution = sfn.start_execution(

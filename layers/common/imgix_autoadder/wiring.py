@@ -126,6 +126,16 @@ def build_client(
     )
 
 
+def patient_client(settings: Settings, session: boto3.Session) -> ImgixClient:
+    """A client for work that cannot be handed back (an operator's command, the scheduled
+    audit): where the budget has no slot for it yet, it waits (rate/pacing.Patient)."""
+    from imgix_autoadder.rate.pacing import Patient
+
+    pacers = Patient.all_of(build_pacers(settings, session))
+    keys = api_key_source(settings, session)
+    return build_client(settings, keys, pacers, build_breaker(settings, session))
+
+
 def function_client(settings: Settings, function: str) -> tuple[boto3.Session, ImgixClient]:
     session = aws_session(function)
     pacers = build_pacers(settings, session)
