@@ -26,6 +26,7 @@ from imgix_autoadder.rate.pacing import Pacers
 # Idempotency and the indexer never loads the uploader.
 if TYPE_CHECKING:
     from imgix_autoadder.indexing.batch import IndexerBatchHandler
+    from imgix_autoadder.indexing.fields import FieldWriter
     from imgix_autoadder.indexing.indexer import Indexer
     from imgix_autoadder.ingest.router import IngestRouter
     from imgix_autoadder.ingest.uploader import Uploader
@@ -153,6 +154,15 @@ def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> Sou
     return sources
 
 
+def field_writer(settings: Settings, client: ImgixClient) -> FieldWriter | None:
+    """S3 user metadata as custom fields, when METADATA_FIELDS names any."""
+    from imgix_autoadder.indexing.fields import FieldWriter
+
+    if not settings.metadata_fields:
+        return None
+    return FieldWriter(client, settings.metadata_fields, settings.custom_field_prefix)
+
+
 def build_indexer_batch(
     settings: Settings, logger: Logger, metrics: Metrics
 ) -> IndexerBatchHandler:
@@ -180,6 +190,7 @@ def build_indexer_batch(
             idempotency=DynamoDBPersistenceLayer(
                 table_name=settings.idempotency_table, boto3_client=dynamodb
             ),
+            fields=field_writer(settings, client),
         )
 
     @cache
@@ -209,6 +220,7 @@ def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
         logger,
         S3Origin(aws_client(session, "s3")),
         max_parallel=1,  # one listed object per invocation
+        fields=field_writer(settings, client),
     )
 
 

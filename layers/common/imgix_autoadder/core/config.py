@@ -32,6 +32,27 @@ def is_loopback(url: str) -> bool:
     return host in LOOPBACK_HOSTS
 
 
+# imgix documents no limits on custom field names or counts; modelled conservatively (and
+# said so in docs/settings.md): lower-case names, as S3 keeps user-metadata keys, 64 long.
+FIELD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_CUSTOM_FIELDS = 20
+
+
+def custom_field_problems(keys: tuple[str, ...], prefix: str) -> list[str]:
+    """Why METADATA_FIELDS and CUSTOM_FIELD_PREFIX cannot be used ([] when they can)."""
+    problems = [
+        f"METADATA_FIELDS entry {key!r}, after the prefix {prefix!r}, is no custom field name "
+        f"({FIELD_NAME.pattern})"
+        for key in keys
+        if not FIELD_NAME.match(prefix + key)
+    ]
+    if len(keys) > MAX_CUSTOM_FIELDS:
+        problems.append(f"METADATA_FIELDS names {len(keys)} fields; at most {MAX_CUSTOM_FIELDS}")
+    if len(set(keys)) != len(keys):
+        problems.append("METADATA_FIELDS names a field twice")
+    return problems
+
+
 def _read(env: Mapping[str, str], spec: Field[Any], problems: list[str]) -> Any:
     """One setting's value, cast to its default's type and checked against its bounds."""
     name, default = spec.metadata["env"], cast_default(spec)
@@ -112,6 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None, function: str = "") -> S
         problems.append(
             f"DIRECT_UPLOAD_LIMIT_BYTES may not exceed imgix's {DIRECT_UPLOAD_LIMIT_BYTES} bytes"
         )
+    problems.extend(custom_field_problems(values["metadata_fields"], values["custom_field_prefix"]))
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     return Settings(**values)

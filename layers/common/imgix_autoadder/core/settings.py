@@ -143,6 +143,13 @@ class Settings:
         low=0.0,
         per_environment=True,
     )
+    # S3 user metadata as imgix custom fields (indexing/fields.py): off while empty.
+    metadata_fields: tuple[str, ...] = setting(
+        "METADATA_FIELDS", (), "user-metadata keys (x-amz-meta-<key>) kept as custom fields"
+    )
+    custom_field_prefix: str = setting(
+        "CUSTOM_FIELD_PREFIX", "", "prefix of the custom fields METADATA_FIELDS writes"
+    )
     # The shared budget (rate/budget.py): one schedule per imgix account and limit class in
     # this DynamoDB table, for every environment, function and stack that names it. Empty:
     # each environment paces itself to its share of the limits (in-process).

@@ -109,6 +109,7 @@ def decide(
         told=Told.PURGED,
         told_etag="",
         told_fingerprint="",
+        told_fields="",  # a re-created key has its fields written again
         told_version=now.version_id,
         told_sequencer=sequencer,
     )

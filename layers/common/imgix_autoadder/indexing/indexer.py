@@ -23,7 +23,8 @@ from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound
 from imgix_autoadder.indexing.coalesce import KeyWork, Log, collect, targets_of
 from imgix_autoadder.indexing.decide import Lookups, decide, is_stale
-from imgix_autoadder.indexing.key_state import KeyState
+from imgix_autoadder.indexing.fields import WAIT_S, FieldWriter, waits_so_far
+from imgix_autoadder.indexing.key_state import KeyState, Told
 from imgix_autoadder.indexing.results import (
     IN_PROGRESS_DELAY_S,
     Action,
@@ -60,8 +61,10 @@ class Indexer:
         origin: Origin,
         max_parallel: int = 4,
         idempotency: BasePersistenceLayer | None = None,
+        fields: FieldWriter | None = None,
     ) -> None:
         self._client = client
+        self._fields = fields
         self._origin = origin
         self._sources = sources
         self._state = state
@@ -160,10 +163,11 @@ class Indexer:
     def _apply_safely(self, work: KeyWork, known: KeyState | None) -> tuple[Result, Action]:
         try:
             latest = work.latest
-            if is_stale(known, latest):
+            due = self._fields is not None and waits_so_far(known) > 0  # back for its fields
+            if is_stale(known, latest) and not due:
                 # The common no-op (redelivery, older event) costs no lock and no write.
                 return Result(Status.SKIPPED, "stale or duplicate event (sequencer)"), Action.NONE
-            if self._apply_once is None or not latest.sequencer:
+            if self._apply_once is None or not latest.sequencer or due:
                 return self._apply(work, known)  # no sequencer, no stable event identity
             event = {"bucket": work.bucket, "key": work.key, "sequencer": latest.sequencer}
             record = self._apply_once(event=event, work=work, known=known)
@@ -242,9 +246,14 @@ class Indexer:
             # A late event that still said something (decide.is_stale): the state stays as
             # of the newer event already handled.
             as_of = replace(latest, sequencer=known.sequencer)
-        self._state.record(as_of, decision.state)
+        state = decision.state
+        if self._fields is not None and now.exists and state.told is Told.INDEXED:
+            state, _ = self._fields.write(work.targets, dict(now.user_metadata), state)
+        self._state.record(as_of, state)
         if now.exists:
             self._consume_receipts(work, uploaded)
+        if waits_so_far(state):
+            return Result(Status.DEFER, "custom fields wait for imgix", delay_s=WAIT_S), Action.NONE
         if not decision.calls:
             return Result(Status.SKIPPED, decision.reason), Action.NONE
         return Result(Status.DONE, decision.action.value, api_ms), decision.action

@@ -30,6 +30,8 @@ class KeyState:
     told_fingerprint: str = ""
     told_version: str = ""  # for PURGED: the delete marker's version id, if there was one
     told_sequencer: str = ""
+    # The custom fields imgix was last given (indexing/fields.py: their digest, or a wait).
+    told_fields: str = ""
     s3_present: bool = False
     s3_etag: str = ""
     s3_version: str = ""

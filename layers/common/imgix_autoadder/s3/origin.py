@@ -42,6 +42,7 @@ class Current:
     size: int = -1
     last_modified_ms: int = 0
     kms_encrypted: bool = False  # then the ETag is not the MD5 of the bytes
+    user_metadata: tuple[tuple[str, str], ...] = ()  # x-amz-meta-*, as S3 keeps it
 
 
 def fingerprint(head: Mapping[str, object]) -> str:
@@ -77,6 +78,7 @@ class S3Origin:
             size=int(head.get("ContentLength", -1)),
             last_modified_ms=int(modified.timestamp() * 1000) if modified else 0,
             kms_encrypted=str(head.get("ServerSideEncryption", "")).startswith("aws:kms"),
+            user_metadata=tuple(sorted((head.get("Metadata") or {}).items())),
         )
 
     def _history(self, bucket: str, key: str) -> tuple[list[Mapping[str, object]], bool]:

@@ -1,0 +1,91 @@
+"""S3 user metadata in the Asset Manager (METADATA_FIELDS): written as custom fields the
+documented way (read the asset, PATCH custom_fields whole), fields people set survive, a
+change of user metadata alone is a patch and never a refresh, nothing is written twice,
+and an add imgix only queued gets its fields once imgix holds the asset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.harness.events import queued
+from tests.harness.world import BUCKET, Stack, load_function
+from tests.integration.test_event_shapes import created, deliver, put, shaped
+
+KEY = "images/catalogue/shoe 1+1.jpg"
+PATH = KEY.removeprefix("images/")
+
+
+@pytest.fixture
+def indexer(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("METADATA_FIELDS", "sku,color")
+    monkeypatch.setenv("CUSTOM_FIELD_PREFIX", "s3_")
+    return load_function("indexer")
+
+
+def fields(stack: Stack) -> dict[str, Any]:
+    asset = stack.emulator.assets[(stack.source_id, PATH)]
+    return dict(asset.editable.get("custom_fields", {}))
+
+
+def routes(stack: Stack) -> list[str]:
+    return [c.route for c in stack.emulator.calls if c.route != "get_source"]
+
+
+def copy_in_place(stack: Stack, metadata: dict[str, str]) -> dict[str, Any]:
+    copied = stack.s3.copy_object(
+        Bucket=BUCKET,
+        Key=KEY,
+        CopySource={"Bucket": BUCKET, "Key": KEY},
+        MetadataDirective="REPLACE",
+        ContentType="image/jpeg",
+        Metadata=metadata,
+    )
+    event = shaped("s3-put.json", KEY, copied["VersionId"], copied["CopyObjectResult"]["ETag"])
+    event["Records"][0]["eventName"] = "ObjectCreated:Copy"
+    return event
+
+
+def test_fields_follow_user_metadata_and_people_s_fields_survive(stack: Stack, invoke: Any):
+    meta = {"sku": "A1", "internal": "not mapped"}
+    v1 = put(stack, KEY, b"shoe", ContentType="image/jpeg", Metadata=meta)
+    first = created(stack, KEY, v1)
+    deliver(invoke, first)
+    assert routes(stack) == ["add_asset", "get_asset", "patch_asset"]
+    assert fields(stack) == {"s3_sku": "A1"}
+
+    # Someone tags the asset in the dashboard; then the upload pipeline changes the SKU
+    # and adds a colour, without touching the bytes.
+    stack.emulator.assets[(stack.source_id, PATH)].editable["custom_fields"]["owner"] = "ann"
+    stack.emulator.reset_calls()
+    deliver(invoke, copy_in_place(stack, {"sku": "B2", "color": "red"}))
+    assert routes(stack) == ["get_asset", "patch_asset"]  # a patch, never a refresh
+    assert fields(stack) == {"owner": "ann", "s3_sku": "B2", "s3_color": "red"}
+
+    stack.emulator.reset_calls()
+    deliver(invoke, first)  # an old event again: nothing to tell
+    assert routes(stack) == []
+
+    deliver(invoke, copy_in_place(stack, {}))  # the metadata removed: its fields go too
+    assert fields(stack) == {"owner": "ann"}
+
+
+def test_an_add_imgix_only_queued_gets_its_fields_when_the_asset_exists(stack: Stack, invoke: Any):
+    stack.emulator.asset_api.add_timing = "later"
+    v1 = put(stack, KEY, b"shoe", ContentType="image/jpeg", Metadata={"sku": "A1"})
+    event = created(stack, KEY, v1)
+
+    deliver(invoke, event)
+    assert routes(stack) == ["add_asset", "get_asset"]  # not there yet: 404
+    [back] = queued()  # deferred, not failed: no receive spent
+    assert back.delayed_until > 0
+    stack.emulator.settle()  # imgix's queue runs
+    stack.emulator.reset_calls()
+
+    deliver(invoke, event)  # the deferred delivery
+    assert routes(stack) == ["get_asset", "patch_asset"]  # no second add
+    assert fields(stack) == {"s3_sku": "A1"}
+    stack.emulator.reset_calls()
+    deliver(invoke, event)
+    assert routes(stack) == []
