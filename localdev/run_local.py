@@ -102,6 +102,8 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
         "local-demo", BUCKET, prefix=PREFIX, subdomains=["autoadder-demo"]
     )
     os.environ.update(local.env(emulator.base_url, [source_id]))
+    # S3 user metadata x-amz-meta-sku becomes the custom field s3_sku (MetadataFields).
+    os.environ.update({"METADATA_FIELDS": "sku", "CUSTOM_FIELD_PREFIX": "s3_"})
     print(f"imgix emulator on {emulator.base_url}; Source {source_id}: s3://{BUCKET}/{PREFIX}/")
     print("published rate limits enforced; client paced to them")
     indexer = load_handler("indexer")
@@ -141,6 +143,17 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
         s3.put_object(Bucket=BUCKET, Key="images/burst.jpg", Body=f"burst {i}".encode())
     step("3 quick overwrites of images/burst.jpg in one batch: 1 add expected")
 
+    s3.put_object(Bucket=BUCKET, Key="images/shoe.jpg", Body=b"shoe", Metadata={"sku": "SHOE-1"})
+    step("put images/shoe.jpg with x-amz-meta-sku: 1 add, then its custom field s3_sku")
+    s3.copy_object(
+        Bucket=BUCKET,
+        Key="images/shoe.jpg",
+        CopySource={"Bucket": BUCKET, "Key": "images/shoe.jpg"},
+        MetadataDirective="REPLACE",
+        Metadata={"sku": "SHOE-2"},
+    )
+    step("change only its x-amz-meta-sku: its field patched, no refresh")
+
     upload_problems = demo_uploads(emulator, s3, sqs, source_id, step)
 
     problems = check_consistency(emulator, s3, source_id) + upload_problems
@@ -149,7 +162,8 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
     )["Attributes"]["ApproximateNumberOfMessages"]
     print("\n== imgix Asset Manager now holds")
     for (_, path), asset in sorted(emulator.assets.items()):
-        print(f"   /{path:45} etag={asset.etag} version={asset.version}")
+        fields = asset.editable.get("custom_fields") or ""
+        print(f"   /{path:45} etag={asset.etag} version={asset.version} {fields}".rstrip())
     print(f"   purged: {emulator.purges}")
     print(f"\nDLQ messages: {dead}")
     if problems:

@@ -89,5 +89,16 @@ def queued(name: str = EVENTS_QUEUE) -> list[Any]:
     return list(sqs_backends["123456789012"][REGION].queues[name]._messages)
 
 
+def take_queued(name: str = EVENTS_QUEUE) -> list[str]:
+    """The bodies of every message in a queue, delayed ones included, taken out of it: what
+    SQS would deliver once their delays are over."""
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends["123456789012"][REGION].queues[name]
+    bodies = [message.body for message in queue._messages]
+    queue._messages.clear()
+    return bodies
+
+
 def failed_ids(response: dict[str, Any]) -> set[str]:
     return {item["itemIdentifier"] for item in response["batchItemFailures"]}

@@ -28,6 +28,11 @@ def test_local_run_ends_with_imgix_matching_s3():
     assert out.count("/assets/add/burst.jpg") == 1
     assert "upload-session executions: ['SUCCEEDED']" in out
     assert "/upload/photos/small.jpg" in out
+    shoe = out.split("its custom field s3_sku")[1].split("==")[0]
+    assert "/assets/add/shoe.jpg" in shoe and "PATCH /api/v1/sources/" in shoe
+    changed = out.split("its field patched, no refresh")[1].split("==")[0]
+    assert "PATCH" in changed and "refresh" not in changed
+    assert "{'s3_sku': 'SHOE-2'}" in out  # the Asset Manager's listing at the end
 
     # The dashboard's happy-path metrics, as it names them (test_dashboard.py).
     names = {

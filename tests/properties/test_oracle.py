@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 
 from imgix_autoadder.rate.breaker import MAX_OPEN_S, PROBE_S, VIEW_OPEN_S
 from localdev.provision import EVENTS_QUEUE
-from tests.harness.events import notification, queued, s3_record, sqs_event
+from tests.harness.events import notification, s3_record, sqs_event, take_queued
 from tests.harness.sim_time import SimulatedTime
 from tests.harness.world import BUCKET, DOMAINS, EVENTS, FakeContext, Stack, load_function
 
@@ -336,11 +336,7 @@ def run_batches(environments: list[Any], batches: list[tuple[list[str], bool]]) 
 def deferred_bodies() -> list[str]:
     """Records an environment handed back to the queue (delayed): taken off the queue and
     delivered now, since the oracle does not wait out their delays."""
-    from moto.sqs.models import sqs_backends
-
-    bodies = [m.body for m in queued()]
-    sqs_backends["123456789012"]["us-east-1"].queues[EVENTS_QUEUE]._messages.clear()
-    return bodies
+    return take_queued(EVENTS_QUEUE)
 
 
 examples = iter(range(10**6))

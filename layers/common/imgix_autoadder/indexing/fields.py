@@ -70,6 +70,8 @@ class FieldWriter:
         wanted = wanted_fields(metadata, self.keys, self.prefix)
         if state.told_fields == digest(wanted):
             return state, 0
+        if not wanted and not state.told_fields:  # none to write, and none written before
+            return replace(state, told_fields=digest(wanted)), 0
         owned = {self.prefix + key for key in self.keys}
         calls = 0
         for target in targets:

@@ -1,0 +1,104 @@
+"""The custom-fields promise, as a property: after the last event of a key, imgix's asset
+holds the key's mapped user metadata as its owned fields, the fields people set beside
+them, and no event cost a refresh for metadata alone.
+
+Hypothesis draws, per example, a key's history: puts (new bytes) and copies in place (the
+same bytes, new user metadata), each with any subset of the mapped keys and an unmapped
+one; people editing a field in the dashboard; imgix answering an add now or only queueing
+it; every event delivered in order, some twice. Derandomized in `make test`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.harness.events import sqs_event, take_queued
+from tests.harness.world import BUCKET, Stack, load_function
+from tests.integration.test_event_shapes import deliver, shaped
+
+KEYS = ("sku", "color")
+PREFIX = "s3_"
+METADATA = st.dictionaries(st.sampled_from((*KEYS, "internal")), st.sampled_from("ab"))
+STEP = st.one_of(
+    st.tuples(st.just("put"), METADATA),
+    st.tuples(st.just("copy"), METADATA),
+    # People's own fields (a field the product owns, edited by a person, stays until S3's
+    # value changes: the product does not read every asset on every event to look).
+    st.tuples(st.just("person"), st.sampled_from(("owner", "team")), st.sampled_from("xy")),
+)
+examples = itertools.count()
+
+
+@pytest.fixture
+def indexer(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("METADATA_FIELDS", ",".join(KEYS))
+    monkeypatch.setenv("CUSTOM_FIELD_PREFIX", PREFIX)
+    return load_function("indexer")
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(STEP, min_size=1, max_size=6),
+    timing=st.sampled_from(("now", "later")),
+    twice=st.booleans(),
+)
+def test_the_asset_holds_the_mapped_metadata_and_people_s_fields(
+    stack: Stack, invoke: Any, steps: list[tuple[Any, ...]], timing: str, twice: bool
+):
+    emulator, s3 = stack.emulator, stack.s3
+    emulator.asset_api.add_timing = timing
+    key = f"images/fields/{next(examples)} é+.jpg"
+    path = key.removeprefix("images/")
+    people: dict[str, str] = {}  # what people set in the dashboard, and still own
+    metadata: dict[str, str] | None = None
+    refreshes_for_metadata = 0
+    for step in steps:
+        if step[0] == "person":
+            asset = emulator.assets.get((stack.source_id, path))
+            if asset is None:
+                continue  # nothing to edit yet
+            asset.editable.setdefault("custom_fields", {})[step[1]] = step[2]
+            people[step[1]] = step[2]
+            continue
+        if step[0] == "copy" and metadata is None:
+            continue  # nothing to copy yet
+        metadata = step[1]
+        if step[0] == "put":
+            out = s3.put_object(
+                Bucket=BUCKET, Key=key, Body=str(step).encode(), ContentType="image/jpeg",
+                Metadata=metadata,
+            )  # fmt: skip
+        else:
+            out = s3.copy_object(
+                Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": key},
+                MetadataDirective="REPLACE", ContentType="image/jpeg", Metadata=metadata,
+            )  # fmt: skip
+        etag = (out.get("ETag") or out["CopyObjectResult"]["ETag"]).strip('"')
+        event = shaped("s3-put.json", key, out["VersionId"], etag)
+        before = len(emulator.calls_to("refresh_asset"))
+        for _ in range(2 if twice else 1):
+            deliver(invoke, event)
+            emulator.settle()  # imgix's add queue runs
+            while deferred := take_queued():  # the fields waited for the asset
+                invoke(sqs_event(*deferred))
+        if step[0] == "copy":
+            refreshes_for_metadata += len(emulator.calls_to("refresh_asset")) - before
+    if metadata is None:
+        return
+    asset = emulator.assets[(stack.source_id, path)]
+    held = dict(asset.editable.get("custom_fields", {}))
+    mapped = {PREFIX + k: v for k, v in metadata.items() if k in KEYS}
+    assert {k: v for k, v in held.items() if k.startswith(PREFIX)} == mapped
+    assert {k: v for k, v in held.items() if not k.startswith(PREFIX)} == people
+    assert refreshes_for_metadata == 0
