@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.harness.events import queued
-from tests.harness.world import BUCKET, Stack, load_function
+from tests.harness.world import BUCKET, FakeContext, Stack, load_function
 from tests.integration.test_event_shapes import created, deliver, put, shaped
 
 KEY = "images/catalogue/shoe 1+1.jpg"
@@ -89,3 +89,38 @@ def test_an_add_imgix_only_queued_gets_its_fields_when_the_asset_exists(stack: S
     stack.emulator.reset_calls()
     deliver(invoke, event)
     assert routes(stack) == []
+
+
+def test_a_deleted_key_is_marked_and_created_again_loses_the_mark(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    """imgix documents no way to remove an asset: with MARK_DELETED_ASSETS the purged key's
+    asset says it is gone (its last fields kept, searchable), until the key comes back."""
+    monkeypatch.setenv("METADATA_FIELDS", "sku")
+    monkeypatch.setenv("CUSTOM_FIELD_PREFIX", "s3_")
+    monkeypatch.setenv("MARK_DELETED_ASSETS", "true")
+    indexer = load_function("indexer")
+
+    def invoke(event: dict[str, Any]) -> Any:
+        return indexer.lambda_handler(event, FakeContext())
+
+    v1 = put(stack, KEY, b"shoe", ContentType="image/jpeg", Metadata={"sku": "A1"})
+    deliver(invoke, created(stack, KEY, v1))
+    stack.emulator.assets[(stack.source_id, PATH)].editable["custom_fields"]["owner"] = "ann"
+    marker = stack.s3.delete_object(Bucket=BUCKET, Key=KEY)["VersionId"]
+    deleted = shaped("s3-delete-marker-created.json", KEY, marker)
+    stack.emulator.reset_calls()
+
+    deliver(invoke, deleted)
+    assert routes(stack)[-2:] == ["get_asset", "patch_asset"] and "purge" in routes(stack)
+    at = deleted["Records"][0]["eventTime"]
+    assert fields(stack) == {
+        "owner": "ann", "s3_sku": "A1", "s3_origin_status": "deleted", "s3_origin_deleted_at": at
+    }  # fmt: skip
+    stack.emulator.reset_calls()
+    deliver(invoke, deleted)  # again: nothing
+    assert routes(stack) == []
+
+    v2 = put(stack, KEY, b"shoe again", ContentType="image/jpeg", Metadata={"sku": "B2"})
+    deliver(invoke, created(stack, KEY, v2))
+    assert fields(stack) == {"owner": "ann", "s3_sku": "B2"}

@@ -155,12 +155,18 @@ def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> Sou
 
 
 def field_writer(settings: Settings, client: ImgixClient) -> FieldWriter | None:
-    """S3 user metadata as custom fields, when METADATA_FIELDS names any."""
+    """S3 user metadata as custom fields (METADATA_FIELDS), the deleted mark
+    (MARK_DELETED_ASSETS): the writer when either is on."""
     from imgix_autoadder.indexing.fields import FieldWriter
 
-    if not settings.metadata_fields:
+    if not settings.metadata_fields and not settings.mark_deleted_assets:
         return None
-    return FieldWriter(client, settings.metadata_fields, settings.custom_field_prefix)
+    return FieldWriter(
+        client,
+        settings.metadata_fields,
+        settings.custom_field_prefix,
+        settings.mark_deleted_assets,
+    )
 
 
 def build_indexer_batch(

@@ -150,6 +150,9 @@ class Settings:
     custom_field_prefix: str = setting(
         "CUSTOM_FIELD_PREFIX", "", "prefix of the custom fields METADATA_FIELDS writes"
     )
+    mark_deleted_assets: bool = setting(
+        "MARK_DELETED_ASSETS", False, "a deleted key's asset gets origin_status=deleted"
+    )
     # The shared budget (rate/budget.py): one schedule per imgix account and limit class in
     # this DynamoDB table, for every environment, function and stack that names it. Empty:
     # each environment paces itself to its share of the limits (in-process).

@@ -24,7 +24,7 @@ from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound
 from imgix_autoadder.indexing.coalesce import KeyWork, Log, collect, targets_of
 from imgix_autoadder.indexing.decide import Lookups, decide, is_stale
 from imgix_autoadder.indexing.fields import WAIT_S, FieldWriter, waits_so_far
-from imgix_autoadder.indexing.key_state import KeyState, Told
+from imgix_autoadder.indexing.key_state import KeyState
 from imgix_autoadder.indexing.results import (
     IN_PROGRESS_DELAY_S,
     Action,
@@ -247,8 +247,9 @@ class Indexer:
             # of the newer event already handled.
             as_of = replace(latest, sequencer=known.sequencer)
         state = decision.state
-        if self._fields is not None and now.exists and state.told is Told.INDEXED:
-            state, _ = self._fields.write(work.targets, dict(now.user_metadata), state)
+        if self._fields is not None:
+            purged = bool(decision.calls)
+            state = self._fields.after(work.targets, now, state, purged, latest.event_time)
         self._state.record(as_of, state)
         if now.exists:
             self._consume_receipts(work, uploaded)
