@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness.events import queued
 from tests.harness.world import BUCKET, FakeContext, Stack, load_function
-from tests.integration.test_event_shapes import created, deliver, put, shaped
+from tests.integration.test_event_shapes import copied_in_place, created, deliver, put, shaped
 
 KEY = "images/catalogue/shoe 1+1.jpg"
 PATH = KEY.removeprefix("images/")
@@ -34,17 +34,7 @@ def routes(stack: Stack) -> list[str]:
 
 
 def copy_in_place(stack: Stack, metadata: dict[str, str]) -> dict[str, Any]:
-    copied = stack.s3.copy_object(
-        Bucket=BUCKET,
-        Key=KEY,
-        CopySource={"Bucket": BUCKET, "Key": KEY},
-        MetadataDirective="REPLACE",
-        ContentType="image/jpeg",
-        Metadata=metadata,
-    )
-    event = shaped("s3-put.json", KEY, copied["VersionId"], copied["CopyObjectResult"]["ETag"])
-    event["Records"][0]["eventName"] = "ObjectCreated:Copy"
-    return event
+    return copied_in_place(stack, KEY, ContentType="image/jpeg", Metadata=metadata)
 
 
 def test_fields_follow_user_metadata_and_people_s_fields_survive(stack: Stack, invoke: Any):

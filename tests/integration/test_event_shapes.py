@@ -56,6 +56,21 @@ def created(stack: Stack, key: str, obj: dict[str, str]) -> dict:
     return shaped("s3-put.json", key, obj["version"], obj["etag"])
 
 
+def copied_in_place(stack: Stack, key: str, **metadata: Any) -> dict:
+    """Copy the object onto itself with new metadata (the same bytes); S3's event for it."""
+    copied = stack.s3.copy_object(
+        Bucket=BUCKET,
+        Key=key,
+        CopySource={"Bucket": BUCKET, "Key": key},
+        MetadataDirective="REPLACE",
+        **metadata,
+    )
+    etag = copied["CopyObjectResult"]["ETag"].strip('"')
+    event = shaped("s3-put.json", key, copied["VersionId"], etag)
+    event["Records"][0]["eventName"] = "ObjectCreated:Copy"
+    return event
+
+
 def asset_etag(stack: Stack, key: str) -> str:
     return stack.emulator.assets[(stack.source_id, key.removeprefix("images/"))].etag
 
@@ -166,16 +181,9 @@ def test_a_copy_in_place_with_new_metadata_is_refreshed_only_for_served_metadata
     v1 = put(stack, KEY, b"same bytes", ContentType="image/jpeg", Metadata={"sku": "1"})
     deliver(invoke, created(stack, KEY, v1))
     stack.emulator.reset_calls()
-    copied = stack.s3.copy_object(
-        Bucket=BUCKET,
-        Key=KEY,
-        CopySource={"Bucket": BUCKET, "Key": KEY},
-        MetadataDirective="REPLACE",
-        ContentType="image/jpeg",
-        **({"Metadata": {"sku": "1"}} | changed),
+    event = copied_in_place(
+        stack, KEY, ContentType="image/jpeg", **({"Metadata": {"sku": "1"}} | changed)
     )
-    event = shaped("s3-put.json", KEY, copied["VersionId"], v1["etag"])
-    event["Records"][0]["eventName"] = "ObjectCreated:Copy"
 
     deliver(invoke, event)
 
