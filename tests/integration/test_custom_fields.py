@@ -114,3 +114,18 @@ def test_a_deleted_key_is_marked_and_created_again_loses_the_mark(
     v2 = put(stack, KEY, b"shoe again", ContentType="image/jpeg", Metadata={"sku": "B2"})
     deliver(invoke, created(stack, KEY, v2))
     assert fields(stack) == {"owner": "ann", "s3_sku": "B2"}
+
+
+def test_the_backfill_writes_the_fields_of_existing_objects(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("METADATA_FIELDS", "sku")
+    monkeypatch.setenv("CUSTOM_FIELD_PREFIX", "s3_")
+    backfill = load_function("backfill")
+    etag = put(stack, KEY, b"shoe", ContentType="image/jpeg", Metadata={"sku": "OLD-1"})["etag"]
+    listed = {"Key": KEY, "ETag": f'"{etag}"', "Size": 4, "LastModified": "2026-12-01"}
+
+    backfill.lambda_handler({"bucket": BUCKET, "object": listed}, FakeContext())
+
+    assert routes(stack) == ["add_asset", "get_asset", "patch_asset"]
+    assert fields(stack) == {"s3_sku": "OLD-1"}
