@@ -28,6 +28,7 @@ def test_bench_smoke_prints_every_figure_with_its_baseline():
     for figure in (
         "1. rate limit use",
         "2. API calls per event",
+        "2b. the same with METADATA_FIELDS",
         "3. cold start",
         "4. upload streaming",
         "5. ingest calls",
