@@ -129,3 +129,17 @@ def test_the_backfill_writes_the_fields_of_existing_objects(
 
     assert routes(stack) == ["add_asset", "get_asset", "patch_asset"]
     assert fields(stack) == {"s3_sku": "OLD-1"}
+
+
+def test_a_key_created_again_without_its_metadata_loses_the_old_fields(stack: Stack, invoke: Any):
+    """imgix keeps a purged asset listed, with the fields it had: the key's next creation
+    replaces them, even with none."""
+    v1 = put(stack, KEY, b"shoe", ContentType="image/jpeg", Metadata={"sku": "A1"})
+    deliver(invoke, created(stack, KEY, v1))
+    marker = stack.s3.delete_object(Bucket=BUCKET, Key=KEY)["VersionId"]
+    deliver(invoke, shaped("s3-delete-marker-created.json", KEY, marker))
+    assert fields(stack) == {"s3_sku": "A1"}  # purged, still listed
+
+    v2 = put(stack, KEY, b"another shoe", ContentType="image/jpeg")
+    deliver(invoke, created(stack, KEY, v2))
+    assert fields(stack) == {}

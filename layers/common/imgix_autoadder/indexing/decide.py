@@ -41,6 +41,9 @@ class Decision:
         return self.calls[0][1] if self.calls else Action.NONE
 
 
+FIELDS_AFTER_PURGE = "purged"
+
+
 def is_stale(known: KeyState | None, latest: ObjectChange) -> bool:
     """The event is older than, or the same as, one already handled (by S3's sequencer),
     and says nothing new: a late create of another object than imgix was told, made after
@@ -109,7 +112,9 @@ def decide(
         told=Told.PURGED,
         told_etag="",
         told_fingerprint="",
-        told_fields="",  # a re-created key has its fields written again
+        # Not "": the asset imgix keeps listed may hold fields from before, which a
+        # re-created key's fields (even none) must replace (indexing/fields.py).
+        told_fields=FIELDS_AFTER_PURGE,
         told_version=now.version_id,
         told_sequencer=sequencer,
     )
