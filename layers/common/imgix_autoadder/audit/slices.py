@@ -15,12 +15,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
 from imgix_autoadder.audit.classify import ListedAsset, Verdict, classify
 from imgix_autoadder.audit.listing import assets_of, indexed_paths, origin_objects
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import OutOfTime
+from imgix_autoadder.s3.origin import S3Origin
 from imgix_autoadder.sources.source_map import Source
 
 if TYPE_CHECKING:
@@ -63,6 +62,7 @@ def backward(
     client: ImgixClient, s3: S3Client, source: Source, cursor: str, deadline: float
 ) -> Slice:
     done = Slice(resume=cursor)
+    origin = S3Origin(s3)  # the indexer's own reading of a HeadObject
     pages = client.asset_pages(source.id, cursor)
     while True:  # at least one page a slice
         try:
@@ -73,19 +73,9 @@ def backward(
             break
         for item in items:
             key = source.object_key(ListedAsset.from_api(item).origin_path)
-            if not _held(s3, source.bucket, key):
+            if not origin.current(source.bucket, key).exists:
                 done.counts[Verdict.DELETED_AT_ORIGIN.value] += 1
         done.resume = next_cursor
         if next_cursor is None or time.monotonic() >= deadline:
             return done
     return done
-
-
-def _held(s3: S3Client, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
