@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.literals import EventType
 
 STATE_TABLE = "imgix-autoadder-state"
 IDEMPOTENCY_TABLE = "imgix-autoadder-idempotency"
@@ -54,10 +57,12 @@ def provision(
     notifications: bool = True,
     max_receive_count: int = 5,
     versioned: bool = True,
+    tag_events: bool = False,
 ) -> LocalStack:
     """`versioned`: template.yaml creates the origin bucket versioned. moto sends no
     ObjectRemoved notification for a versioned bucket, so a run that relies on moto's own
-    notifications for deletes (the local run) turns it off."""
+    notifications for deletes (the local run) turns it off. `tag_events`: the tag changes
+    too, as the template subscribes them with TagFields set."""
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     s3.create_bucket(Bucket=bucket)
     if versioned:
@@ -75,12 +80,13 @@ def provision(
     )["QueueUrl"]
     queue_arn = _arn(sqs, queue_url)
     if notifications:
+        events: list[EventType] = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        if tag_events:
+            events.append("s3:ObjectTagging:*")
         s3.put_bucket_notification_configuration(
             Bucket=bucket,
             NotificationConfiguration={
-                "QueueConfigurations": [
-                    {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-                ]
+                "QueueConfigurations": [{"QueueArn": queue_arn, "Events": events}]
             },
         )
     boto3.client("dynamodb").create_table(

@@ -97,13 +97,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(emulator: ImgixEmulator, s3: Any) -> int:
-    local = provision(BUCKET, API_KEY, versioned=False)  # moto: no delete events if versioned
+    # moto sends no delete events for a versioned bucket
+    local = provision(BUCKET, API_KEY, versioned=False, tag_events=True)
     source_id = emulator.create_source(
         "local-demo", BUCKET, prefix=PREFIX, subdomains=["autoadder-demo"]
     )
     os.environ.update(local.env(emulator.base_url, [source_id]))
-    # S3 user metadata x-amz-meta-sku becomes the custom field s3_sku (MetadataFields).
-    os.environ.update({"METADATA_FIELDS": "sku", "CUSTOM_FIELD_PREFIX": "s3_"})
+    # S3 user metadata x-amz-meta-sku becomes the custom field s3_sku (MetadataFields), the
+    # tag Season the field s3_season (TagFields).
+    os.environ.update(
+        {"METADATA_FIELDS": "sku", "TAG_FIELDS": "Season", "CUSTOM_FIELD_PREFIX": "s3_"}
+    )
     print(f"imgix emulator on {emulator.base_url}; Source {source_id}: s3://{BUCKET}/{PREFIX}/")
     print("published rate limits enforced; client paced to them")
     indexer = load_handler("indexer")
@@ -153,6 +157,12 @@ def run(emulator: ImgixEmulator, s3: Any) -> int:
         Metadata={"sku": "SHOE-2"},
     )
     step("change only its x-amz-meta-sku: its field patched, no refresh")
+    s3.put_object_tagging(
+        Bucket=BUCKET,
+        Key="images/shoe.jpg",
+        Tagging={"TagSet": [{"Key": "Season", "Value": "summer"}]},
+    )
+    step("tag it Season=summer: its field s3_season patched, no refresh")
 
     upload_problems = demo_uploads(emulator, s3, sqs, source_id, step)
 

@@ -461,6 +461,20 @@ def enforce_iam() -> Iterator[None]:
 
     patch(S3Response, "list_object_versions", url_encoded_listing)
 
+    # A version's tags are their own IAM action (S3 API Reference, GetObjectTagging: "To
+    # retrieve tags of any other version, you need the s3:GetObjectVersionTagging
+    # permission"); moto takes ?tagging&versionId for s3:GetObjectVersion, the bytes.
+    set_action = S3Response._set_action
+    version_tagging = {"GET": "GetObjectVersionTagging", "PUT": "PutObjectVersionTagging",
+                       "DELETE": "DeleteObjectVersionTagging"}  # fmt: skip
+
+    def tagging_of_a_version(self: Any, kind: str, method: str, querystring: Any) -> None:
+        set_action(self, kind, method, querystring)
+        if kind == "KEY" and "tagging" in querystring and "versionId" in querystring:
+            self.data["Action"] = version_tagging.get(method, self.data["Action"])
+
+    patch(S3Response, "_set_action", tagging_of_a_version)
+
     before = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
     ActionAuthenticatorMixin.request_count = 0
@@ -553,12 +567,15 @@ def state_machine_identity(parameters: dict[str, str]) -> None:
     key.access_key_id, key.secret_access_key = "ak", "sk"
 
 
-def function_identities(parameters: dict[str, str]) -> dict[str, boto3.Session]:
-    """One moto IAM user per function of the template, with that function's role policies."""
+def function_identities(
+    parameters: dict[str, str], deployment: str = ""
+) -> dict[str, boto3.Session]:
+    """One moto IAM user per function of the template, with that function's role policies.
+    `deployment` names a second set, for the same template deployed with other parameters."""
     physical = test_resources()
     return {
         function: identity_session(
-            f"{function}-role", role_policies(function, parameters, physical)
+            f"{function}-role{deployment}", role_policies(function, parameters, physical)
         )
         for function in FUNCTIONS
     }

@@ -27,7 +27,14 @@ def test_existing_buckets_are_routed_through_eventbridge_into_the_same_queue():
     assert rule["Condition"] == "UseEventBridge"
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
-    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    # Tag changes only with TagFields on (a tag event costs a GetObjectTagging).
+    assert pattern["detail-type"] == {
+        "Fn::If": [
+            "MapsTags",
+            ["Object Created", "Object Deleted", "Object Tags Added", "Object Tags Deleted"],
+            ["Object Created", "Object Deleted"],
+        ]
+    }
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "OriginBucketName"}]
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["EventsQueue", "Arn"]}
     allowed = RESOURCES["EventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][1]

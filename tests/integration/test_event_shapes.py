@@ -335,17 +335,25 @@ def test_a_versioned_eventbridge_delete_of_a_keys_only_version_purges_every_read
     assert routes(stack) == ["purge"] * 2 * len(DOMAINS)  # the other reading's too, no add
 
 
-def template_notification_events() -> list[str]:
+def template_notification_events(maps_tags: bool = False) -> list[str]:
+    """The bucket's notification events, with or without TagFields (condition MapsTags)."""
     config = RESOURCES["OriginBucket"]["Properties"]["NotificationConfiguration"]
-    return [q["Event"] for q in config["QueueConfigurations"]]
+    events = []
+    for entry in config["QueueConfigurations"]:
+        chosen = entry
+        if "Fn::If" in entry:
+            condition, then, otherwise = entry["Fn::If"]
+            assert condition == "MapsTags" and otherwise == {"Ref": "AWS::NoValue"}
+            chosen = then if maps_tags else None
+        if chosen:
+            events.append(chosen["Event"])
+    return events
 
 
 def test_the_bucket_publishes_every_event_the_indexer_handles():
-    assert template_notification_events() == [
-        "s3:ObjectCreated:*",
-        "s3:ObjectRemoved:*",
-        "s3:LifecycleExpiration:*",
-    ]
+    handled = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]
+    assert template_notification_events() == handled
+    assert template_notification_events(maps_tags=True) == [*handled, "s3:ObjectTagging:*"]
 
 
 @pytest.mark.parametrize(
@@ -356,13 +364,21 @@ def test_the_bucket_publishes_every_event_the_indexer_handles():
         "eventbridge-object-deleted-marker.json",
         "eventbridge-object-deleted-permanently.json",
         "eventbridge-lifecycle-expiration.json",
+        "eventbridge-object-tags-added.json",
+        "eventbridge-object-tags-deleted.json",
     ],
 )
 def test_the_eventbridge_rule_matches_every_event_the_indexer_handles(sample: str):
-    pattern = copy.deepcopy(RESOURCES["OriginEventsRule"]["Properties"]["EventPattern"])
-    pattern["detail"]["bucket"]["name"] = [BUCKET]
+    """Object events with or without TagFields; tag events only with it."""
     event = json.loads((EVENTS / sample).read_text())
-    assert EventPattern.load(json.dumps(pattern)).matches_event(event)
+    for maps_tags in (True, False):
+        pattern = copy.deepcopy(RESOURCES["OriginEventsRule"]["Properties"]["EventPattern"])
+        pattern["detail"]["bucket"]["name"] = [BUCKET]
+        condition, with_tags, without = pattern["detail-type"]["Fn::If"]
+        assert condition == "MapsTags"
+        pattern["detail-type"] = with_tags if maps_tags else without
+        wanted = maps_tags or "Tags" not in event["detail-type"]
+        assert EventPattern.load(json.dumps(pattern)).matches_event(event) == wanted
 
 
 def test_a_deferred_record_keeps_its_shape(stack: Stack, invoke: Invoke):

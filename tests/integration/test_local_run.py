@@ -32,7 +32,10 @@ def test_local_run_ends_with_imgix_matching_s3():
     assert "/assets/add/shoe.jpg" in shoe and "PATCH /api/v1/sources/" in shoe
     changed = out.split("its field patched, no refresh")[1].split("==")[0]
     assert "PATCH" in changed and "refresh" not in changed
-    assert "{'s3_sku': 'SHOE-2'}" in out  # the Asset Manager's listing at the end
+    tagged = out.split("its field s3_season patched, no refresh")[1].split("==")[0]
+    assert "PATCH" in tagged and "refresh" not in tagged  # moto's own tag notification
+    # The Asset Manager's listing at the end.
+    assert "{'s3_sku': 'SHOE-2', 's3_season': 'summer'}" in out
 
     # The dashboard's happy-path metrics, as it names them (test_dashboard.py).
     names = {

@@ -155,17 +155,18 @@ def load_sources(client: ImgixClient, settings: Settings, logger: Logger) -> Sou
 
 
 def field_writer(settings: Settings, client: ImgixClient) -> FieldWriter | None:
-    """S3 user metadata as custom fields (METADATA_FIELDS), the deleted mark
-    (MARK_DELETED_ASSETS): the writer when either is on."""
+    """S3 user metadata and tags as custom fields (METADATA_FIELDS, TAG_FIELDS), the
+    deleted mark (MARK_DELETED_ASSETS): the writer when any is on."""
     from imgix_autoadder.indexing.fields import FieldWriter
 
-    if not settings.metadata_fields and not settings.mark_deleted_assets:
+    if not (settings.metadata_fields or settings.tag_fields or settings.mark_deleted_assets):
         return None
     return FieldWriter(
         client,
         settings.metadata_fields,
         settings.custom_field_prefix,
         settings.mark_deleted_assets,
+        settings.tag_fields,
     )
 
 
@@ -191,7 +192,7 @@ def build_indexer_batch(
             load_sources(client, settings, logger),
             StateStore(dynamodb, settings.state_table),
             logger,
-            S3Origin(s3),
+            S3Origin(s3, read_tags=bool(settings.tag_fields)),
             max_parallel=settings.max_parallel_requests,
             idempotency=DynamoDBPersistenceLayer(
                 table_name=settings.idempotency_table, boto3_client=dynamodb
@@ -224,7 +225,7 @@ def build_backfill_indexer(settings: Settings, logger: Logger) -> Indexer:
         load_sources(client, settings, logger),
         StateStore(aws_client(session, "dynamodb"), settings.state_table),
         logger,
-        S3Origin(aws_client(session, "s3")),
+        S3Origin(aws_client(session, "s3"), read_tags=bool(settings.tag_fields)),
         max_parallel=1,  # one listed object per invocation
         fields=field_writer(settings, client),
     )

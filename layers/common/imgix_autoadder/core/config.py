@@ -38,18 +38,27 @@ FIELD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_CUSTOM_FIELDS = 20
 
 
-def custom_field_problems(keys: tuple[str, ...], prefix: str) -> list[str]:
-    """Why METADATA_FIELDS and CUSTOM_FIELD_PREFIX cannot be used ([] when they can)."""
+def custom_field_problems(
+    keys: tuple[str, ...], prefix: str, tag_keys: tuple[str, ...] = ()
+) -> list[str]:
+    """Why METADATA_FIELDS, TAG_FIELDS and CUSTOM_FIELD_PREFIX cannot be used ([] when they
+    can). `tag_keys` come lower-cased: tag keys name their fields so, as S3 names
+    user-metadata keys (which must be given lower-case: S3 keeps no other)."""
     problems = [
-        f"METADATA_FIELDS entry {key!r}, after the prefix {prefix!r}, is no custom field name "
+        f"{setting} entry {key!r}, after the prefix {prefix!r}, is no custom field name "
         f"({FIELD_NAME.pattern})"
-        for key in keys
+        for setting, names in (("METADATA_FIELDS", keys), ("TAG_FIELDS", tag_keys))
+        for key in names
         if not FIELD_NAME.match(prefix + key)
     ]
-    if len(keys) > MAX_CUSTOM_FIELDS:
-        problems.append(f"METADATA_FIELDS names {len(keys)} fields; at most {MAX_CUSTOM_FIELDS}")
-    if len(set(keys)) != len(keys):
-        problems.append("METADATA_FIELDS names a field twice")
+    count = len(keys) + len(tag_keys)
+    if count > MAX_CUSTOM_FIELDS:
+        problems.append(
+            f"METADATA_FIELDS and TAG_FIELDS name {count} fields; at most {MAX_CUSTOM_FIELDS}"
+        )
+    names = [*keys, *tag_keys]
+    if len(set(names)) != len(names):
+        problems.append("METADATA_FIELDS and TAG_FIELDS name a field twice")
     return problems
 
 
@@ -133,7 +142,12 @@ def load_settings(env: Mapping[str, str] | None = None, function: str = "") -> S
         problems.append(
             f"DIRECT_UPLOAD_LIMIT_BYTES may not exceed imgix's {DIRECT_UPLOAD_LIMIT_BYTES} bytes"
         )
-    problems.extend(custom_field_problems(values["metadata_fields"], values["custom_field_prefix"]))
+    values["tag_fields"] = tuple(key.lower() for key in values["tag_fields"])
+    problems.extend(
+        custom_field_problems(
+            values["metadata_fields"], values["custom_field_prefix"], values["tag_fields"]
+        )
+    )
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     return Settings(**values)

@@ -143,12 +143,17 @@ class Settings:
         low=0.0,
         per_environment=True,
     )
-    # S3 user metadata as imgix custom fields (indexing/fields.py): off while empty.
+    # S3 user metadata and tags as imgix custom fields (indexing/fields.py): off while empty.
     metadata_fields: tuple[str, ...] = setting(
         "METADATA_FIELDS", (), "user-metadata keys (x-amz-meta-<key>) kept as custom fields"
     )
+    tag_fields: tuple[str, ...] = setting(
+        "TAG_FIELDS", (), "object-tag keys kept as custom fields (lower-cased names)"
+    )
     custom_field_prefix: str = setting(
-        "CUSTOM_FIELD_PREFIX", "", "prefix of the custom fields METADATA_FIELDS writes"
+        "CUSTOM_FIELD_PREFIX",
+        "",
+        "prefix of the custom fields METADATA_FIELDS and TAG_FIELDS write",
     )
     mark_deleted_assets: bool = setting(
         "MARK_DELETED_ASSETS", False, "a deleted key's asset gets origin_status=deleted"

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound
+from imgix_autoadder.indexing.calls import tell
 from imgix_autoadder.indexing.coalesce import KeyWork, Log, collect, targets_of
 from imgix_autoadder.indexing.decide import Lookups, decide, is_stale
 from imgix_autoadder.indexing.fields import WAIT_S, FieldWriter, waits_so_far
@@ -88,6 +89,10 @@ class Indexer:
             if idempotency is not None
             else None
         )
+
+    @property
+    def _maps_tags(self) -> bool:
+        return self._fields is not None and bool(self._fields.tag_keys)
 
     @staticmethod
     def workers_for(max_parallel: int) -> int:
@@ -163,6 +168,8 @@ class Indexer:
     def _apply_safely(self, work: KeyWork, known: KeyState | None) -> tuple[Result, Action]:
         try:
             latest = work.latest
+            if all(change.tags_only for change in work.events) and not self._maps_tags:
+                return Result(Status.SKIPPED, "tag change (TAG_FIELDS is off)"), Action.NONE
             due = self._fields is not None and waits_so_far(known) > 0  # back for its fields
             if is_stale(known, latest) and not due:
                 # The common no-op (redelivery, older event) costs no lock and no write.
@@ -236,20 +243,27 @@ class Indexer:
         api_ms: list[float] = []
         try:
             for target, action in decision.calls:
-                api_ms.append(self._call(action, target))
+                api_ms.append(tell(self._client, self._log, action, target))
         except ImgixNotFound as exc:
             if not now.exists:
                 raise
             return self._not_found(work, exc), Action.NONE
         as_of = latest
-        if known is not None and known.is_newer_or_same(latest):
-            # A late event that still said something (decide.is_stale): the state stays as
-            # of the newer event already handled.
+        if known is not None and (known.is_newer_or_same(latest) or not latest.sequencer):
+            # A late event that still said something (decide.is_stale), or one S3 gives no
+            # sequencer (a tag change): the state stays as of the newest event handled.
             as_of = replace(latest, sequencer=known.sequencer)
         state = decision.state
         if self._fields is not None:
             purged = bool(decision.calls)
-            state = self._fields.after(work.targets, now, state, purged, latest.event_time)
+            state = self._fields.after(
+                work.targets,
+                now,
+                state,
+                purged,
+                latest.event_time,
+                reread=lambda: self._origin.current(work.bucket, work.key),
+            )
         self._state.record(as_of, state)
         if now.exists:
             self._consume_receipts(work, uploaded)
@@ -300,20 +314,3 @@ class Indexer:
             f"imgix cannot find an object that S3 holds: check the Source's bucket, prefix "
             f"and credentials. {exc}",
         )
-
-    def _call(self, action: Action, target: Target) -> float:
-        source, path = target.source, target.origin_path
-        started = time.perf_counter()
-        if action is Action.ADD:
-            self._client.add_asset(source.id, path)
-        elif action is Action.REFRESH:
-            self._client.refresh_asset(source.id, path)
-        else:
-            for url in source.urls(path):
-                self._client.purge(url)
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        self._log.info(
-            f"imgix {action.value}",
-            extra={"source_id": source.id, "origin_path": path, "ms": elapsed_ms},
-        )
-        return elapsed_ms

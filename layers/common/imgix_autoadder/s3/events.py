@@ -3,6 +3,11 @@
 Accepted shapes: an S3 event notification (``Records``), the same wrapped in an SNS
 envelope, an EventBridge ``aws.s3`` event (existing buckets), and ``s3:TestEvent``.
 Anything else is a poison record: it raises PoisonRecord with a reason for the DLQ.
+
+Tag changes (``ObjectTagging:Put``/``:Delete``; EventBridge "Object Tags Added"/"Deleted")
+are changes too, for TAG_FIELDS: S3 gives them no sequencer ("only used with PUTs and
+DELETEs", AWS's "Event message structure"), so they cannot be ordered against the key's
+other events; they only say "read the key's tags again" (indexing/fields.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ SEQUENCER_WIDTH = 64
 MAX_KEY_BYTES = 1024  # S3's own limit: a longer key cannot be real
 # What SNS sends an SQS subscriber besides notifications (SNS Developer Guide, "HTTP/S").
 SNS_HANDSHAKES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
+# The notification event names the indexer acts on (the rest: restore, ACL, replication).
+NOTIFIED = ("ObjectCreated:", "ObjectRemoved:", "LifecycleExpiration:", "ObjectTagging:")
+TAG_DETAIL_TYPES = ("Object Tags Added", "Object Tags Deleted")
 
 
 class PoisonRecord(ValueError):
@@ -60,6 +68,7 @@ class ObjectChange:
     # say): then both readings are handled, and S3 or the state table says which is real.
     ambiguous_key: bool = False
     other_reading: str = ""  # the other reading of an ambiguous key
+    tags_only: bool = False  # a tag change: the object itself is the same
 
     @property
     def is_folder_marker(self) -> bool:
@@ -132,20 +141,21 @@ def _from_notification(document: dict[str, Any]) -> list[ObjectChange]:
     for index, record in enumerate(S3Event(document).records):
         try:
             name = str(record.event_name)
-            if not name.startswith(("ObjectCreated:", "ObjectRemoved:", "LifecycleExpiration:")):
-                continue  # restore, tagging, ACL, replication: nothing for imgix to do
+            if not name.startswith(NOTIFIED):
+                continue  # restore, ACL, replication: nothing for imgix to do
             obj = record.s3.get_object
             changes.append(
                 ObjectChange(
                     bucket=_text(record.s3.bucket.name, "bucket name"),
                     key=decode_key(_text(obj["key"], "object key")),
-                    removed=not name.startswith("ObjectCreated:"),
+                    removed=name.startswith(("ObjectRemoved:", "LifecycleExpiration:")),
                     sequencer=_hex(obj.get("sequencer")),
                     etag=str(obj.get("eTag") or ""),
                     size=_size(obj.get("size")),
                     version_id=str(obj.get("versionId") or ""),
                     event_name=name,
                     event_time=str(record.get("eventTime") or ""),
+                    tags_only=name.startswith("ObjectTagging:"),
                 )
             )
         except PoisonRecord as exc:
@@ -158,7 +168,7 @@ def _from_notification(document: dict[str, Any]) -> list[ObjectChange]:
 def _from_eventbridge(document: dict[str, Any]) -> list[ObjectChange]:
     event = S3EventBridgeNotificationEvent(document)
     kind = document.get("detail-type")
-    if kind not in ("Object Created", "Object Deleted"):
+    if kind not in ("Object Created", "Object Deleted", *TAG_DETAIL_TYPES):
         return []
     try:
         detail = event.detail
@@ -174,6 +184,7 @@ def _from_eventbridge(document: dict[str, Any]) -> list[ObjectChange]:
             version_id=str(obj.get("version-id") or ""),
             event_name=f"EventBridge:{kind}:{detail.get('reason', '')}",
             event_time=str(document.get("time") or ""),
+            tags_only=kind in TAG_DETAIL_TYPES,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise PoisonRecord(f"EventBridge detail lacks a required field: {exc!r}") from exc

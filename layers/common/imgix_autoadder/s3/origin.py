@@ -43,6 +43,7 @@ class Current:
     last_modified_ms: int = 0
     kms_encrypted: bool = False  # then the ETag is not the MD5 of the bytes
     user_metadata: tuple[tuple[str, str], ...] = ()  # x-amz-meta-*, as S3 keeps it
+    tags: tuple[tuple[str, str], ...] = ()  # the object's tags, when asked for (TAG_FIELDS)
 
 
 def fingerprint(head: Mapping[str, object]) -> str:
@@ -55,8 +56,9 @@ def fingerprint(head: Mapping[str, object]) -> str:
 
 
 class S3Origin:
-    def __init__(self, s3_client: S3Client) -> None:
+    def __init__(self, s3_client: S3Client, read_tags: bool = False) -> None:
         self._s3 = s3_client
+        self._read_tags = read_tags  # GetObjectTagging too: a call more per reading
 
     def current(self, bucket: str, key: str) -> Current:
         try:
@@ -79,7 +81,22 @@ class S3Origin:
             last_modified_ms=int(modified.timestamp() * 1000) if modified else 0,
             kms_encrypted=str(head.get("ServerSideEncryption", "")).startswith("aws:kms"),
             user_metadata=tuple(sorted((head.get("Metadata") or {}).items())),
+            tags=self._tags(bucket, key, version) if self._read_tags else (),
         )
+
+    def _tags(self, bucket: str, key: str, version: str) -> tuple[tuple[str, str], ...]:
+        """The tags of the version just read (HEAD and tags of one object, even if another
+        is put between the two calls); an unversioned bucket has only the current one."""
+        try:
+            if version and version != "null":
+                answer = self._s3.get_object_tagging(Bucket=bucket, Key=key, VersionId=version)
+            else:
+                answer = self._s3.get_object_tagging(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in (*NOT_FOUND, "NoSuchVersion"):
+                return ()  # deleted since the HEAD: its own event follows
+            raise
+        return tuple(sorted((tag["Key"], tag["Value"]) for tag in answer.get("TagSet", [])))
 
     def _history(self, bucket: str, key: str) -> tuple[list[Mapping[str, object]], bool]:
         """The key's own versions and delete markers (a first page), and whether the
