@@ -54,6 +54,9 @@ main(sys.argv[1:])
 """
 
 
+START_TIMEOUT_S = 120.0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -78,11 +81,20 @@ def moto_server() -> Iterator[Endpoint]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(200):
+        # Importing moto takes seconds, many more on a busy machine (the test suite runs
+        # beside it): wait for the port by the clock, and say so if it never opens.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"moto_server exited with {server.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"moto_server did not listen within {START_TIMEOUT_S:g} s"
+                    ) from None
                 time.sleep(0.05)
         endpoint = Endpoint(f"http://127.0.0.1:{port}")
         endpoint.pid = server.pid
