@@ -12,6 +12,8 @@ against the emulator's record:
 
 - every key S3 holds is indexed with its current ETag, fetched by imgix after its last
   change;
+- every key S3 holds carries its user metadata `sku` as the asset's custom field (when
+  imgix indexes an add at once: a queued add's fields wait for the asset);
 - every key whose last operation removed it was purged (every domain) after that removal;
 - keys outside the prefix cost nothing, and no event costs more than one call group that
   imgix acted on (the calls an outage failed are bounded by tests/integration/test_outage.py).
@@ -236,11 +238,14 @@ class World:
             return Event(key, "ObjectCreated:Put", seq, "", out["ETag"].strip('"'), unseen=True)
         if kind in ("put", "multipart"):
             body = op[2]
+            sku = {"sku": f"{kind}-{seq[-4:]}"}  # user metadata, a custom field (METADATA_FIELDS)
             if kind == "put":
-                out = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+                out = s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=sku)
                 name = "ObjectCreated:Put"
             else:
-                upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+                upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, Metadata=sku)[
+                    "UploadId"
+                ]
                 part = s3.upload_part(
                     Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=body
                 )
@@ -259,7 +264,11 @@ class World:
             if not self.exists(source) or (kind == "copy" and source == target):
                 return None  # S3 refuses a copy onto itself that changes nothing
             extra = (
-                {"MetadataDirective": "REPLACE", "CacheControl": f"max-age={60 * op[2]}"}
+                {
+                    "MetadataDirective": "REPLACE",
+                    "CacheControl": f"max-age={60 * op[2]}",
+                    "Metadata": {"sku": f"meta-{op[2]}"},
+                }
                 if kind == "meta"
                 else {}
             )
@@ -294,8 +303,10 @@ class World:
 
 
 @pytest.fixture
-def environments(stack: Stack) -> list[Any]:
-    """Two warm execution environments of the indexer."""
+def environments(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Two warm execution environments of the indexer, keeping x-amz-meta-sku as the
+    custom field `sku`."""
+    monkeypatch.setenv("METADATA_FIELDS", "sku")
     return [load_function("indexer"), load_function("indexer")]
 
 
@@ -385,7 +396,8 @@ def check_promise(
     sim.offset_s += MAX_OPEN_S + PROBE_S  # and left the breaker open
     # Both answers imgix's documents allow: an add indexed now or queued for later, and a
     # repeated purge within 10 s answered 409 or 200.
-    stack.emulator.asset_api.add_timing = draw(st.sampled_from(["now", "later"]))
+    timing = draw(st.sampled_from(["now", "later"]))
+    stack.emulator.asset_api.add_timing = timing
     stack.emulator.purge_api.repeat_answer = draw(st.sampled_from(["409", "200"]))
     ops_drawn = OPS if versioned else UNVERSIONED_OPS
     if not versioned:  # the bucket held objects before the stack watched it
@@ -422,7 +434,9 @@ def check_promise(
     deliver(environments, draw, [body for _, body in pending], sim)
 
     stack.emulator.settle()  # imgix's add queue runs ("queue[s]" the path), minutes later
-    check_against_s3(world, distinct)
+    # A queued add's fields wait for the asset, which here appears only now, after every
+    # delivery (their waiting is tests/properties/test_custom_fields.py's).
+    check_against_s3(world, distinct, fields=timing == "now")
 
 
 def deliver(environments: list[Any], draw: Any, bodies: list[str], sim: SimulatedTime) -> None:
@@ -466,7 +480,7 @@ def deliver_during_outage(
     return held
 
 
-def check_against_s3(world: World, distinct_events: int) -> None:
+def check_against_s3(world: World, distinct_events: int, fields: bool = True) -> None:
     emulator, source = world.stack.emulator, world.stack.source_id
     # What imgix acted on: a call an injected outage failed did nothing there.
     calls = [
@@ -490,6 +504,10 @@ def check_against_s3(world: World, distinct_events: int) -> None:
             changed = world.last_change.get(key, 0.0)
             if asset is None or asset.etag != head:
                 problems.append(f"{key}: S3 holds {head}, imgix holds {asset and asset.etag}")
+            elif fields and (held := asset.editable.get("custom_fields", {})) != (
+                wanted := sku_field(world, key)
+            ):
+                problems.append(f"{key}: S3's metadata maps to {wanted}, imgix holds {held}")
             elif asset.fetched_at < changed:
                 made = [
                     (c.route, c.status, round(c.at - changed, 3))
@@ -514,6 +532,11 @@ def check_against_s3(world: World, distinct_events: int) -> None:
     if groups > distinct_events:
         problems.append(f"{groups:g} imgix call groups for {distinct_events} distinct events")
     assert not problems, "\n".join(problems)
+
+
+def sku_field(world: World, key: str) -> dict[str, str]:
+    metadata = world.stack.s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+    return {"sku": metadata["sku"]} if "sku" in metadata else {}
 
 
 def current(world: World, key: str) -> str | None:
