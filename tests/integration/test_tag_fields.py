@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -188,3 +189,20 @@ def test_reading_tags_needs_the_permission_the_template_grants_only_with_tag_fie
     assert tags["TagSet"] == [{"Key": "team", "Value": "red"}]
     backfill = with_tags["BackfillFunction"].client("s3")
     assert backfill.get_object_tagging(Bucket=BUCKET, Key=KEY)["TagSet"]
+
+
+def test_a_look_for_existence_reads_no_tags(stack: Stack):
+    """With tags mapped, a reading costs a GetObjectTagging more; the checks that only ask
+    whether the key holds an object (the other reading of an EventBridge key, a 404's
+    cause, the audit's backward slice) must not pay it."""
+    s3 = boto3.client("s3")
+    called: list[str] = []
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: called.append(model.name))
+    reader = origin.S3Origin(s3, read_tags=True)
+    put(stack, KEY, b"shoe", Tagging="team=red")
+
+    assert reader.exists(BUCKET, KEY) and not reader.exists(BUCKET, KEY + ".gone")
+    assert called == ["HeadObject", "HeadObject"]
+    called.clear()
+    assert reader.current(BUCKET, KEY).tags == (("team", "red"),)
+    assert called == ["HeadObject", "GetObjectTagging"]

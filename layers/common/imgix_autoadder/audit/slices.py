@@ -73,7 +73,7 @@ def backward(
             break
         for item in items:
             key = source.object_key(ListedAsset.from_api(item).origin_path)
-            if not origin.current(source.bucket, key).exists:
+            if not origin.exists(source.bucket, key):
                 done.counts[Verdict.DELETED_AT_ORIGIN.value] += 1
         done.resume = next_cursor
         if next_cursor is None or time.monotonic() >= deadline:

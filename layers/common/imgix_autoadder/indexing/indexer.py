@@ -43,6 +43,7 @@ from imgix_autoadder.sources.source_map import SourceMap, Target
 
 class Origin(Protocol):
     def current(self, bucket: str, key: str) -> Current: ...
+    def exists(self, bucket: str, key: str) -> bool: ...
     def is_first_version(self, bucket: str, key: str, version_id: str) -> bool | None: ...
     def has_history(self, bucket: str, key: str) -> bool: ...
 
@@ -286,8 +287,7 @@ class Indexer:
             return False
         other = latest.other_reading
         return bool(other) and (
-            self._origin.current(work.bucket, other).exists
-            or self._origin.has_history(work.bucket, other)
+            self._origin.exists(work.bucket, other) or self._origin.has_history(work.bucket, other)
         )
 
     def _consume_receipts(self, work: KeyWork, uploaded: list[Target]) -> None:
@@ -306,7 +306,7 @@ class Indexer:
                     f"imgix Source {target.source.id} not found (deleted, or another "
                     f"account's): fix IMGIX_SOURCE_IDS, then redrive. {exc}",
                 )
-        if not self._origin.current(work.bucket, work.key).exists:
+        if not self._origin.exists(work.bucket, work.key):
             # Deleted since the HEAD: its own delete event purges it.
             return Result(Status.SKIPPED, f"origin no longer has the object: {exc}")
         return Result(

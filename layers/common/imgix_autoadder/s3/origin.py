@@ -60,7 +60,14 @@ class S3Origin:
         self._s3 = s3_client
         self._read_tags = read_tags  # GetObjectTagging too: a call more per reading
 
+    def exists(self, bucket: str, key: str) -> bool:
+        """Whether the key holds an object now: one HeadObject, never its tags."""
+        return self._current(bucket, key, with_tags=False).exists
+
     def current(self, bucket: str, key: str) -> Current:
+        return self._current(bucket, key, with_tags=self._read_tags)
+
+    def _current(self, bucket: str, key: str, with_tags: bool) -> Current:
         try:
             head = self._s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -81,7 +88,7 @@ class S3Origin:
             last_modified_ms=int(modified.timestamp() * 1000) if modified else 0,
             kms_encrypted=str(head.get("ServerSideEncryption", "")).startswith("aws:kms"),
             user_metadata=tuple(sorted((head.get("Metadata") or {}).items())),
-            tags=self._tags(bucket, key, version) if self._read_tags else (),
+            tags=self._tags(bucket, key, version) if with_tags else (),
         )
 
     def _tags(self, bucket: str, key: str, version: str) -> tuple[tuple[str, str], ...]:
