@@ -191,14 +191,21 @@ def test_a_create_without_time_to_finish_creates_nothing(
 
 
 def test_a_request_is_answered_before_the_function_times_out(
-    stack: Stack, responses: Responses, manager: Any
+    stack: Stack, responses: Responses, manager: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    def slow_create(call: Any) -> None:
-        if call.route == "create_source":
-            time.sleep(12)  # imgix hangs past the guard (at 21 - 10 = 11 s)
+    # A 2 s margin: the work may start until 12 - 2 * 2 = 8 s (ample on a loaded machine)
+    # and the guard answers at 12 - 2 = 10 s.
+    monkeypatch.setattr(manager, "ANSWER_MARGIN_S", 2.0)
 
-    stack.emulator.on_request = slow_create
-    manager.lambda_handler(request("create", responses, manager), Context(remaining_s=21))
+    def hang_past_the_guard(call: Any) -> None:
+        if call.route == "create_source":
+            waited = time.monotonic() + 30
+            while not responses.bodies and time.monotonic() < waited:
+                time.sleep(0.05)
+
+    stack.emulator.on_request = hang_past_the_guard
+    manager.lambda_handler(request("create", responses, manager), Context(remaining_s=12))
+    assert stack.emulator.calls_to("create_source") != []  # the create was sent, then hung
     assert len(responses.bodies) == 1  # answered once, by the guard, not twice
     assert responses.bodies[0]["Status"] == "FAILED"
     assert "timed out" in responses.bodies[0]["Reason"]
