@@ -1,6 +1,8 @@
-"""Make in-process moto's SQS cost what SQS costs: O(1) per message, not O(queue) per message.
+"""Make in-process moto cost what AWS costs: O(1) per SQS message, O(versions of the prefix)
+per S3 version listing, not O(queue) or O(bucket).
 
-Test machinery, not product code. moto 5.2.5 answers correctly but quadratically:
+Test machinery, not product code. moto 5.2.5 answers correctly but quadratically.
+SQS:
 - `receive_message` checks each message's retention with `get_queue_attributes`, which
   builds every attribute of the queue, including three counts that walk every message;
 - `send_message` builds the same attributes to read ContentBasedDeduplication.
@@ -8,6 +10,12 @@ With 1,000 messages queued (the fault-injection test) that was 160 of its 186 s,
 stand-in (measured with pyinstrument). The patches keep every answer as moto gives it:
 the retention check reads the queue's retention period directly, and the three counts are
 taken in one walk, at one instant, while the attributes are built.
+
+S3: `list_object_versions` deep-copies every version of every key in the bucket before it
+filters by prefix; the indexer lists one key's versions (Prefix=key), so the main oracle
+spent 69 of its 188 s copying other keys (cProfile). On a first page (no KeyMarker) the
+patch hands moto only the keys under the prefix, which its own prefix filter keeps anyway;
+a later page, whose marker logic walks the keys around the marker, runs moto unchanged.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.core.utils import unix_time, unix_time_millis
+from moto.s3 import models as s3_models
+from moto.s3.utils import _VersionedKeyStore
 from moto.sqs import models
 
 _walk = threading.local()
+_listing = threading.local()
 
 
 def _counts(queue: Any) -> tuple[int, int, int]:
@@ -61,11 +72,39 @@ def _retention_ok(backend: Any, queue_name: str, message: Any) -> bool:
     return bool(retention_s + message.sent_timestamp / 1000 > unix_time())
 
 
+def _keys_under_prefix(iterlists: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def lists(store: Any) -> Any:
+        prefix = getattr(_listing, "prefix", None)
+        if not prefix:
+            return iterlists(store)
+        return ((key, versions) for key, versions in iterlists(store) if key.startswith(prefix))
+
+    return lists
+
+
+def _first_page_under_prefix(list_versions: Callable[..., Any]) -> Callable[..., Any]:
+    def list_object_versions(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        first_page = len(args) == 1 and kwargs.get("key_marker") is None
+        _listing.prefix = kwargs.get("prefix") if first_page else None
+        try:
+            return list_versions(backend, *args, **kwargs)
+        finally:
+            _listing.prefix = None
+
+    return list_object_versions
+
+
 def apply() -> None:
-    """Patch moto's SQS once per process (idempotent)."""
+    """Patch moto's SQS and S3 once per process (idempotent)."""
     queue = models.Queue
     if getattr(queue, "_speedups_applied", False):
         return
+    store = _VersionedKeyStore
+    lists = _keys_under_prefix(store._iterlists)
+    setattr(store, "iterlists", lists)  # noqa: B010
+    setattr(store, "lists", lists)  # noqa: B010
+    s3 = s3_models.S3Backend
+    setattr(s3, "list_object_versions", _first_page_under_prefix(s3.list_object_versions))  # noqa: B010
     counts = (
         "approximate_number_of_messages",
         "approximate_number_of_messages_delayed",
