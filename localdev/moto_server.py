@@ -11,49 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# moto_server lists and stats its ~200 package directories on every request to route it
-# (moto.backends.list_of_moto_modules): a quarter of its CPU per call, measured with
-# yappi. The list cannot change while the server runs, so the launcher caches it.
-# DynamoDB applies a conditional write atomically; moto's threaded server does not lock, so
-# two requests could both pass one condition (the shared rate budget relies on it). The
-# launcher serialises DynamoDB calls, as AWS behaves.
-# ListObjectVersions deep-copies every version of every key in the bucket before it looks
-# at the prefix (47 ms a call with 200 objects, 83 ms with 400, measured), where S3 answers
-# a one-key prefix in the same time whatever the bucket holds: the indexer asks it for each
-# new key, so the stand-in, not the product, set the pace. The launcher lets the listing see
-# only the keys under its prefix, which it would keep anyway.
-LAUNCH = """
-import sys
-import threading
-import moto.backends
-listed = tuple(moto.backends.list_of_moto_modules())
-moto.backends.list_of_moto_modules = lambda: listed
-from moto.dynamodb.responses import DynamoHandler
-_call, _lock = DynamoHandler.call_action, threading.Lock()
-def _atomic(self):
-    with _lock:
-        return _call(self)
-DynamoHandler.call_action = _atomic
-from moto.s3.models import S3Backend
-from moto.s3.utils import _VersionedKeyStore
-_listing, _prefix = S3Backend.list_object_versions, threading.local()
-_iterlists = _VersionedKeyStore._iterlists
-def _under_prefix(self):
-    prefix = getattr(_prefix, "value", "")
-    return ((k, v) for k, v in _iterlists(self) if k.startswith(prefix))
-_VersionedKeyStore.iterlists = _VersionedKeyStore.lists = _under_prefix
-def _prefixed_listing(self, bucket_name, *args, **kw):
-    _prefix.value = kw.get("prefix") or ""
-    try:
-        return _listing(self, bucket_name, *args, **kw)
-    finally:
-        _prefix.value = ""
-S3Backend.list_object_versions = _prefixed_listing
-from moto.server import main
-main(sys.argv[1:])
-"""
-
-
 START_TIMEOUT_S = 120.0
 
 
@@ -76,7 +33,7 @@ def moto_server() -> Iterator[Endpoint]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-c", LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "localdev.moto_speedups", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

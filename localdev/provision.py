@@ -63,7 +63,7 @@ def provision(
     ObjectRemoved notification for a versioned bucket, so a run that relies on moto's own
     notifications for deletes (the local run) turns it off. `tag_events`: the tag changes
     too, as the template subscribes them with TagFields set."""
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")
     s3.create_bucket(Bucket=bucket)
     if versioned:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -89,7 +89,7 @@ def provision(
                 "QueueConfigurations": [{"QueueArn": queue_arn, "Events": events}]
             },
         )
-    boto3.client("dynamodb").create_table(
+    dynamodb.create_table(
         TableName=STATE_TABLE,
         KeySchema=[
             {"AttributeName": "bucket", "KeyType": "HASH"},
@@ -101,8 +101,8 @@ def provision(
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    create_rate_budget_table()
-    boto3.client("dynamodb").create_table(
+    create_rate_budget_table(dynamodb)
+    dynamodb.create_table(
         TableName=IDEMPOTENCY_TABLE,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -156,7 +156,7 @@ def provision_ingest(
 ) -> LocalIngest:
     """The ingest bucket (versioned), its queue and DLQ, the presigned-URL table and the
     upload-session state machine, as template.yaml makes them."""
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     dlq_url = sqs.create_queue(QueueName=INGEST_DLQ)["QueueUrl"]
@@ -178,7 +178,7 @@ def provision_ingest(
                 ]
             },
         )
-    boto3.client("dynamodb").create_table(
+    dynamodb.create_table(
         TableName=UPLOAD_SESSIONS_TABLE,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],

@@ -21,7 +21,7 @@ import fnmatch
 import functools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,10 +220,14 @@ _NO_VALUE: Any = object()
 
 
 def role_policies(
-    function: str, parameters: dict[str, str], physical: dict[str, Physical]
+    function: str,
+    parameters: dict[str, str],
+    physical: dict[str, Physical],
+    translated: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every policy document the deployed role of `function` (a logical id) would carry."""
-    translated = sam_translate(parameters)
+    """Every policy document the deployed role of `function` (a logical id) would carry
+    (`translated`: sam_translate(parameters), when the caller has it already)."""
+    translated = translated or sam_translate(parameters)
     resolver = Resolver(translated, parameters, physical)
     role = translated["Resources"][f"{function}Role"]["Properties"]
     documents = [resolver.resolve(p["PolicyDocument"]) for p in role.get("Policies", [])]
@@ -244,11 +248,11 @@ def shared_models_session(**kw: Any) -> boto3.Session:
     return boto3.Session(botocore_session=core, **kw)
 
 
-def identity_session(name: str, documents: list[dict[str, Any]]) -> boto3.Session:
-    """An IAM user in moto holding exactly these policies, as a boto3 session.
+def identity_user(name: str, documents: list[dict[str, Any]]) -> tuple[str, str]:
+    """An IAM user in moto holding exactly these policies; its access key.
 
     Made in moto's IAM backend directly: the same user, policies (validated as IAM does)
-    and key as through the API, without a client per test (eight users a test)."""
+    and key as through the API, without a client per test (nine users a test)."""
     from moto.iam.models import iam_backends
 
     iam = iam_backends[ACCOUNT][PARTITION]
@@ -256,11 +260,39 @@ def identity_session(name: str, documents: list[dict[str, Any]]) -> boto3.Sessio
     for index, document in enumerate(documents):
         iam.put_user_policy(name, f"policy{index}", json.dumps(document))
     key = iam.create_access_key(name)
+    return key.access_key_id, key.secret_access_key
+
+
+def key_session(key: tuple[str, str]) -> boto3.Session:
     return shared_models_session(
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret_access_key,
-        region_name=REGION,
+        aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name=REGION
     )
+
+
+def identity_session(name: str, documents: list[dict[str, Any]]) -> boto3.Session:
+    """An IAM user in moto holding exactly these policies, as a boto3 session."""
+    return key_session(identity_user(name, documents))
+
+
+class Identities(Mapping[str, boto3.Session]):
+    """function -> a session as its IAM user. The users exist from the start; a session
+    (20 ms of botocore set-up) is made when a test first acts as that function: most tests
+    run one or two of the nine."""
+
+    def __init__(self, keys: dict[str, tuple[str, str]]) -> None:
+        self._keys = keys
+        self._sessions: dict[str, boto3.Session] = {}
+
+    def __getitem__(self, function: str) -> boto3.Session:
+        if function not in self._sessions:
+            self._sessions[function] = key_session(self._keys[function])
+        return self._sessions[function]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def admin_session() -> boto3.Session:
@@ -557,25 +589,28 @@ def state_machine_identity(parameters: dict[str, str]) -> None:
     from moto.iam.models import iam_backends
 
     physical = test_resources()
+    translated = sam_translate(parameters)
     documents = [
         document
         for machine in STATE_MACHINES
-        for document in role_policies(machine, parameters, physical)
+        for document in role_policies(machine, parameters, physical, translated)
     ]
-    identity_session("state-machine-roles", documents)
+    identity_user("state-machine-roles", documents)
     [key] = iam_backends[ACCOUNT][PARTITION].users["state-machine-roles"].access_keys
     key.access_key_id, key.secret_access_key = "ak", "sk"
 
 
-def function_identities(
-    parameters: dict[str, str], deployment: str = ""
-) -> dict[str, boto3.Session]:
+def function_identities(parameters: dict[str, str], deployment: str = "") -> Identities:
     """One moto IAM user per function of the template, with that function's role policies.
     `deployment` names a second set, for the same template deployed with other parameters."""
     physical = test_resources()
-    return {
-        function: identity_session(
-            f"{function}-role{deployment}", role_policies(function, parameters, physical)
-        )
-        for function in FUNCTIONS
-    }
+    translated = sam_translate(parameters)
+    return Identities(
+        {
+            function: identity_user(
+                f"{function}-role{deployment}",
+                role_policies(function, parameters, physical, translated),
+            )
+            for function in FUNCTIONS
+        }
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -43,7 +43,7 @@ class Stack:
     local: LocalStack
     s3: Any
     sqs: Any
-    identities: dict[str, boto3.Session]
+    identities: Mapping[str, boto3.Session]
 
     @property
     def dlq_url(self) -> str:
