@@ -43,7 +43,6 @@ from moto.core.utils import unix_time, unix_time_millis
 from moto.s3 import models as s3_models
 from moto.s3.utils import _VersionedKeyStore
 from moto.sqs import models
-from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 _walk = threading.local()
 _listing = threading.local()
@@ -138,8 +137,9 @@ def _parse_trees_kept(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return kept
 
 
-def apply() -> None:
-    """Patch moto's SQS and S3 once per process (idempotent)."""
+def apply(step_functions: bool = True) -> None:
+    """Patch moto's SQS and S3, and its Step Functions unless told not to (importing its
+    parser takes 2.5 s), once per process (idempotent)."""
     queue = models.Queue
     if getattr(queue, "_speedups_applied", False):
         return
@@ -151,8 +151,11 @@ def apply() -> None:
     setattr(s3, "list_object_versions", _first_page_under_prefix(s3.list_object_versions))  # noqa: B010
     url_module = _reloaded_when_endpoints_change(vars(s3)["_url_module"].fget)
     setattr(s3, "_url_module", url_module)  # noqa: B010
-    asl = AmazonStateLanguageParser
-    setattr(asl, "parse", staticmethod(_parse_trees_kept(asl.parse)))  # noqa: B010
+    if step_functions:
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+        asl = AmazonStateLanguageParser
+        setattr(asl, "parse", staticmethod(_parse_trees_kept(asl.parse)))  # noqa: B010
     counts = (
         "approximate_number_of_messages",
         "approximate_number_of_messages_delayed",
@@ -187,7 +190,7 @@ def serve(argv: list[str]) -> None:
     listed = tuple(moto.backends.list_of_moto_modules())
     setattr(moto.backends, "list_of_moto_modules", lambda: listed)  # noqa: B010
     atomic_dynamodb_calls()
-    apply()
+    apply(step_functions=False)  # the servers' users (bench, streaming) run no state machine
     main(argv)
 
 
