@@ -227,7 +227,8 @@ def role_policies(
 ) -> list[dict[str, Any]]:
     """Every policy document the deployed role of `function` (a logical id) would carry
     (`translated`: sam_translate(parameters), when the caller has it already)."""
-    translated = translated or sam_translate(parameters)
+    if translated is None:
+        translated = sam_translate(parameters)
     resolver = Resolver(translated, parameters, physical)
     role = translated["Resources"][f"{function}Role"]["Properties"]
     documents = [resolver.resolve(p["PolicyDocument"]) for p in role.get("Policies", [])]
