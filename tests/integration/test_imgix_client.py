@@ -205,7 +205,13 @@ class RecordingPacer:
     def on_time(self) -> bool:
         return True
 
+    def answered(self) -> None:
+        pass
+
     def throttled(self) -> None:
+        pass
+
+    def idle(self) -> None:
         pass
 
 

@@ -1,6 +1,7 @@
-"""The shared rate budget against moto's DynamoDB, on a shared fake clock: slots are
-strictly spaced across every caller, nothing is held while idle, the backfill only takes
-idle slots, and a 429 slows every caller down and fades."""
+"""The shared rate budget against moto's DynamoDB, on a shared fake clock: a lane's next
+call waits for its answer plus a window, processes lease lanes and give them back, a lease
+costs writes and the calls in it none, the backfill takes only free lanes, and a 429 parks
+one lane for everyone."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 import boto3
 import pytest
 
-from imgix_autoadder.rate.budget import SPACING_MARGIN, SharedRateLimiter
-from imgix_autoadder.rate.control import BACKOFF, HOLD_MARGIN, HOLD_S, RECOVER_S
+from imgix_autoadder.rate.budget import POLL_SPREAD_WINDOWS, POLL_WINDOWS, SharedRateLimiter
+from imgix_autoadder.rate.lanes import GUARD_MS, HOLD_S, LATE_ANSWER_S, LEASE_WINDOWS
 from imgix_autoadder.rate.pacing import SlotTooLate
 from localdev.provision import RATE_BUDGET_TABLE, create_rate_budget_table
+
+ANSWER_S = 0.02  # imgix's answer, 20 ms after the send
 
 
 class Clock:
@@ -43,110 +46,166 @@ def limiter(dynamodb: Any, clock: Clock, **kw: Any) -> SharedRateLimiter:
     return SharedRateLimiter(dynamodb, RATE_BUDGET_TABLE, clock=clock, sleep=clock.sleep, **options)
 
 
-def test_one_caller_is_spaced_at_the_limit_with_a_margin(dynamodb: Any):
+def call(budget: SharedRateLimiter, clock: Clock, **kw: Any) -> float:
+    """One imgix call through the budget, as the transport makes it; returns its send time."""
+    budget.acquire(**kw)
+    assert budget.on_time()
+    sent = clock.now
+    clock.now += ANSWER_S
+    budget.answered()
+    return sent
+
+
+def lanes_in_item(dynamodb: Any, account: str = "acct") -> dict[str, str]:
+    item = dynamodb.get_item(TableName=RATE_BUDGET_TABLE, Key={"id": {"S": f"{account}#default"}})
+    return {name: value.get("S", value.get("N", "")) for name, value in item["Item"].items()}
+
+
+def test_a_lane_waits_for_its_answer_plus_a_window_and_a_lease_costs_one_write(dynamodb: Any):
     clock = Clock()
     budget = limiter(dynamodb, clock)
-    starts = []
-    for _ in range(5):
-        budget.acquire()
-        starts.append(clock.now)
-    gaps = {round(b - a, 3) for a, b in itertools.pairwise(starts)}
-    assert gaps == {round(1 / (4 * SPACING_MARGIN), 3)}
-    assert budget.aws_calls == 5  # one conditional UpdateItem per slot, uncontended
+    sends = [call(budget, clock) for _ in range(8)]
+    # Four lanes, spread a quarter of a window apart in one process ...
+    assert [round(b - a, 3) for a, b in itertools.pairwise(sends[:4])] == [0.25] * 3
+    # ... and each lane's next call one window after its answer: never five in a second.
+    for first, fifth in zip(sends, sends[4:], strict=False):
+        assert fifth - first >= 1.0 + ANSWER_S + GUARD_MS / 1000 - 1e-6
+    assert budget.table.calls == 4  # one conditional write per lane leased; none per call
 
 
-def test_callers_share_one_schedule_and_idle_time_is_not_held(dynamodb: Any):
+def test_callers_share_the_lanes_and_an_idle_process_gives_them_back(dynamodb: Any):
     clock = Clock()
     first, second = limiter(dynamodb, clock), limiter(dynamodb, clock)
-    first.acquire()
-    # The second caller has not seen the schedule: it loses the race, reads, queues behind.
-    waited = second.acquire()
-    assert waited == pytest.approx(first.interval_s, abs=0.002)
-    clock.now += 60  # idle: nobody holds future slots, so the next caller goes at once
-    assert first.acquire() == 0.0
+    sends = [call(first, clock) for _ in range(4)]
+    with pytest.raises(SlotTooLate):  # every lane is leased to the first process
+        second.acquire(max_wait_s=0.5)
+    first.idle()  # its invocation ended: the lanes go back, with their exact free times
+    second.acquire()
+    # The soonest lane, one window after the answer to the first process's first call,
+    # found at the second's next look at the item (it polls within half a window).
+    free = sends[0] + ANSWER_S + 1.0 + GUARD_MS / 1000
+    assert free <= clock.now <= free + POLL_WINDOWS + POLL_SPREAD_WINDOWS
+    assert second.on_time()
 
 
-def test_a_slot_further_than_the_caller_can_wait_is_not_taken(dynamodb: Any):
+def test_a_lane_further_than_the_caller_can_wait_is_not_taken(dynamodb: Any):
     clock = Clock()
-    budget = limiter(dynamodb, clock, per_second=0.1)  # one slot per ~10.5 s
-    budget.acquire()
+    first, second = limiter(dynamodb, clock), limiter(dynamodb, clock)
+    for _ in range(4):
+        call(first, clock)
+    held_before = lanes_in_item(dynamodb)
     with pytest.raises(SlotTooLate) as late:
-        budget.acquire(max_wait_s=5)
-    assert late.value.wait_s > 5
-    item = dynamodb.get_item(TableName=RATE_BUDGET_TABLE, Key={"id": {"S": "acct#default"}})
-    assert int(item["Item"]["next_ms"]["N"]) == int((clock.now + budget.interval_s) * 1000)
+        second.acquire(max_wait_s=1.0)
+    assert late.value.wait_s > 1.0  # the first process's leases run for seconds yet
+    assert lanes_in_item(dynamodb) == held_before  # nothing was claimed for the refused call
 
 
-def test_the_backfill_takes_only_idle_slots(dynamodb: Any):
+def test_the_backfill_takes_only_free_lanes_one_at_a_time(dynamodb: Any):
     clock = Clock()
     indexer = limiter(dynamodb, clock)
     backfill = limiter(dynamodb, clock, idle_only=True)
-    indexer.acquire(), indexer.acquire()  # the schedule is booked into the future
-    clock.now -= indexer.interval_s  # (the second caller slept to its slot; step back)
+    for _ in range(4):
+        indexer.acquire()  # four calls in flight: every lane taken
     with pytest.raises(SlotTooLate):
         backfill.acquire()
-    clock.now += 5
-    assert backfill.acquire() == 0.0
+    clock.now += LEASE_WINDOWS + LATE_ANSWER_S + 2  # the indexer froze; its leases lapsed
+    sent = call(backfill, clock)
+    item = lanes_in_item(dynamodb)
+    backfill_lane = next(k for k, v in item.items() if k.startswith("h") and v == backfill._me)
+    assert item[f"u{backfill_lane[1:]}"] == "0"  # released at once after its one call
+    assert sent == pytest.approx(clock.now - ANSWER_S)
 
 
-def test_the_backfill_waits_for_a_slot_that_only_its_own_call_holds(dynamodb: Any):
-    """A cold backfill environment reads its Source (one slot), then adds its first object
-    at once: nobody else wants the next slot, so it waits for it instead of failing."""
+def test_a_cold_backfill_reads_its_source_and_adds_without_failing(dynamodb: Any):
+    """A cold backfill environment reads its Source, then adds its first object at once:
+    both are its own, nobody else wants a lane, so neither is refused."""
     clock = Clock()
     backfill = limiter(dynamodb, clock, idle_only=True)
-    assert backfill.acquire() == 0.0  # GET sources/:id at cold start
+    call(backfill, clock)  # GET sources/:id at cold start
     clock.now += 0.05
-    waited = backfill.acquire()  # the first add, 50 ms later
-    assert waited == 0.0 and clock.slept == [pytest.approx(backfill.interval_s - 0.05, abs=0.003)]
-    # Another caller queued behind it meanwhile: the backfill yields again.
-    indexer = limiter(dynamodb, clock)
-    indexer.acquire()
-    with pytest.raises(SlotTooLate):
-        backfill.acquire()
+    assert backfill.acquire() == pytest.approx(0.25 - 0.05 - ANSWER_S, abs=0.003)
 
 
-def gap_after(budget: SharedRateLimiter, clock: Clock) -> float:
-    """The spacing of two back-to-back reservations of a busy schedule."""
-    budget.acquire()
-    start = clock.now
-    budget.acquire()
-    return clock.now - start
-
-
-def test_a_429_slows_every_caller_briefly_and_the_limit_comes_back(dynamodb: Any):
+def test_a_429_parks_one_lane_for_every_caller_until_it_is_probed(dynamodb: Any):
     clock = Clock()
     one, other = limiter(dynamodb, clock), limiter(dynamodb, clock)
-    base = one.interval_s
+    for _ in range(3):
+        call(one, clock)
     one.acquire()
-    one.throttled()  # the account's window was met: every caller backs off a little ...
-    other.acquire()  # (books the slot it learns the new spacing from)
-    assert gap_after(other, clock) == pytest.approx(base * (1 + BACKOFF), rel=0.05)
-    one.throttled()  # ... a 429 for a call granted before the raise changes nothing
-    clock.now += RECOVER_S + 1  # ... then holds just under the capacity found ...
-    assert gap_after(other, clock) == pytest.approx(base * (1 + HOLD_MARGIN), rel=0.02)
-    clock.now += HOLD_S + 5  # ... and probes back to the limit within a minute
-    assert gap_after(other, clock) == pytest.approx(base, abs=0.002)
-    assert one.aws_calls + other.aws_calls <= 14  # 429s cost a read and a write each
+    assert one.on_time()
+    clock.now += ANSWER_S
+    one.answered()
+    one.throttled()  # an outside user filled the window: this lane is parked ...
+    one.idle()
+    clock.now += LEASE_WINDOWS + LATE_ANSWER_S + 2  # (every lease and allowance over)
+    for _ in range(3):
+        call(other, clock)
+    with pytest.raises(SlotTooLate):  # ... for everyone: three lanes are left
+        other.acquire(max_wait_s=0.5)
+    other.idle()
+    clock.now += HOLD_S  # then it comes back, and its first call is the probe
+    for _ in range(4):
+        call(other, clock)
 
 
-def test_a_call_that_opens_a_connection_keeps_the_next_slot_further(dynamodb: Any):
-    """A new connection's handshake makes a call reach imgix late; the on-time call after
-    it must still arrive a full interval later, or the window meets five in one second."""
+def test_a_frozen_holder_s_lane_is_free_after_its_lease_and_a_late_answer(dynamodb: Any):
+    clock = Clock()
+    frozen, other = (
+        limiter(dynamodb, clock, per_second=1.0),
+        limiter(dynamodb, clock, per_second=1.0),
+    )
+    frozen.acquire()  # its call was sent, then the environment froze: no answer, no idle
+    leased_at = clock.now
+    waited = other.acquire()
+    lease_end = leased_at + LEASE_WINDOWS * 1.0
+    assert clock.now >= lease_end + LATE_ANSWER_S + 1.0  # its last call's answer had room
+    assert waited == pytest.approx(clock.now - leased_at, abs=0.01)
+
+
+def test_a_call_not_sent_within_its_lease_gives_the_lane_back(dynamodb: Any):
     clock = Clock()
     budget = limiter(dynamodb, clock)
-    budget.acquire(late_s=0.3)
-    start = clock.now
     budget.acquire()
-    assert clock.now - start == pytest.approx(budget.interval_s + 0.3, abs=0.002)
+    clock.now += LEASE_WINDOWS + 1  # held up between its grant and its send
+    assert not budget.on_time()
+    call(budget, clock)  # a fresh lease
 
 
-def test_accounts_and_classes_have_their_own_schedules(dynamodb: Any):
+def test_accounts_and_classes_have_their_own_lanes(dynamodb: Any):
     clock = Clock()
-    limiter(dynamodb, clock).acquire()
+    for _ in range(4):
+        call(limiter(dynamodb, clock), clock)
     assert limiter(dynamodb, clock, account="other").acquire() == 0.0
     assert limiter(dynamodb, clock, limit_class="purge", per_second=10).acquire() == 0.0
 
 
 def test_an_unpaced_class_makes_no_aws_call(dynamodb: Any):
     budget = limiter(dynamodb, Clock(), per_second=0)
-    assert budget.acquire() == 0.0 and budget.aws_calls == 0
+    assert budget.acquire() == 0.0 and budget.table.calls == 0
+
+
+def test_the_end_of_an_invocation_gives_the_lanes_back(dynamodb: Any):
+    """A Lambda environment is frozen when its handler returns: every handler's decorator
+    releases the lanes then, with their exact free times, instead of letting them lapse."""
+    from aws_lambda_powertools import Metrics
+
+    from imgix_autoadder.core import invocation
+    from imgix_autoadder.core.call_tally import imgix_calls_counted
+
+    clock = Clock()
+    budget = limiter(dynamodb, clock)
+    invocation.at_end(budget.idle)
+
+    sends: list[float] = []
+
+    @imgix_calls_counted(Metrics(namespace="test"))
+    def handler() -> None:
+        sends.extend([call(budget, clock), call(budget, clock)])
+
+    handler()
+    item = lanes_in_item(dynamodb)
+    ours = [name[1:] for name, value in item.items() if name.startswith("h") and value]
+    assert len(ours) == 2 and all(item[f"u{lane}"] == "0" for lane in ours)
+    assert sorted(int(item[f"f{lane}"]) for lane in ours) == [
+        round((sent + ANSWER_S) * 1000) + 1000 + GUARD_MS for sent in sends
+    ]

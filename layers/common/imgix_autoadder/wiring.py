@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
+from imgix_autoadder.core import invocation
 from imgix_autoadder.core.api_key import ApiKeySource
 from imgix_autoadder.core.settings import Settings
 from imgix_autoadder.imgix.client import ImgixClient
@@ -86,13 +87,15 @@ def build_pacers(settings: Settings, session: boto3.Session | None = None) -> Pa
             idle_only=settings.rate_budget_idle_only,
         )
 
-    return Pacers(
+    pacers = Pacers(
         shared("default", settings.default_per_second),
         shared("refresh", settings.refresh_per_minute / 60.0),
         shared("upload", settings.upload_per_second),
         shared("purge", settings.purge_per_second),
         shared("get_asset", settings.get_asset_per_second),
     )
+    invocation.at_end(pacers.idle)  # the environment may be frozen next: lanes go back
+    return pacers
 
 
 def build_breaker(settings: Settings, session: boto3.Session | None = None) -> Breaker:

@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from imgix_autoadder.core import invocation
+
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
 
@@ -48,7 +50,8 @@ IMGIX_CALLS = CallTally()
 
 def imgix_calls_counted(metrics: Metrics) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """A handler decorator (inside `log_metrics`): the invocation's imgix calls become its
-    metrics, whatever the handler returned or raised."""
+    metrics, whatever the handler returned or raised, after what must run at its end
+    (core/invocation.py)."""
 
     def decorate(handler: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(handler)
@@ -56,6 +59,7 @@ def imgix_calls_counted(metrics: Metrics) -> Callable[[Callable[P, R]], Callable
             try:
                 return handler(*args, **kwargs)
             finally:
+                invocation.ended()
                 for name, value in IMGIX_CALLS.drain().items():
                     metrics.add_metric(name=name, unit="Count", value=value)
 

@@ -6,7 +6,7 @@ import json
 import random
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
@@ -126,18 +126,10 @@ class Transport:
                 self._admit(operation, key, probe_first=not resend)
                 admitted_attempt = attempt
             late = NEW_CONNECTION_ALLOWANCE_S if self._connections.cold() else 0.0
+            prepared = self._prepare(method, path, params, key, send_headers, kw)
             self._pace(paced_by, operation, late)
             try:
-                response = self._send(
-                    method,
-                    path,
-                    params,
-                    key,
-                    send_headers,
-                    kw,
-                    paced_by if missed < MAX_MISSED_SLOTS else None,
-                    self._class_of(paced_by),
-                )
+                response = self._send(prepared, paced_by, missed < MAX_MISSED_SLOTS)
             except _MissedSlot:
                 missed += 1  # nothing was sent: the slot is left empty, a new one taken
                 continue
@@ -180,7 +172,7 @@ class Transport:
                 continue
             raise error
 
-    def _send(
+    def _prepare(
         self,
         method: str,
         path: str,
@@ -188,9 +180,8 @@ class Transport:
         key: str,
         headers: dict[str, str],
         kw: dict[str, Any],
-        pacer: Pacer | None = None,
-        limit_class: str = "default",
-    ) -> requests.Response:
+    ) -> requests.PreparedRequest:
+        """Built before the pacing slot, so that nothing but the send follows it."""
         if hasattr(kw.get("data"), "seek"):
             kw["data"].seek(0)
         request = requests.Request(
@@ -213,12 +204,20 @@ class Transport:
             # requests re-decodes %2E to '.', which turns an encoded '..' segment back
             # into a real one; send the path exactly as encoded.
             prepared.url = self.base_url + path
-        with self._in_flight:
-            if pacer is not None and not pacer.on_time():
-                raise _MissedSlot  # before in_use: no connection was used
-            with self._connections.in_use():
-                status = 0  # no answer
-                try:
+        return prepared
+
+    def _send(
+        self, prepared: requests.PreparedRequest, pacer: Pacer, check_slot: bool = True
+    ) -> requests.Response:
+        """Send on `pacer`'s slot (if still `on_time`), and tell it when the call is back
+        (or was never sent): the shared budget's lane is free one window after that."""
+        status = None  # not sent; 0: no answer
+        try:
+            with self._in_flight:
+                if check_slot and not pacer.on_time():
+                    raise _MissedSlot  # before in_use: no connection was used
+                with self._connections.in_use():
+                    status = 0
                     # A key that reached another host on a redirect would be a leak: never
                     # follow. (max_redirects=0 would instead raise on every 3xx, losing
                     # its Location.)
@@ -229,8 +228,10 @@ class Transport:
                     )
                     status = response.status_code
                     return response
-                finally:
-                    IMGIX_CALLS.count(limit_class, status)
+        finally:
+            pacer.answered()
+            if status is not None:
+                IMGIX_CALLS.count(self.pacers.class_of(pacer), status)
 
     def _admit(self, operation: str, key: str, probe_first: bool) -> None:
         try:
@@ -248,9 +249,10 @@ class Transport:
         """Ask imgix whether it is back with an idempotent read; raises ImgixUnavailable
         (the breaker reopened) when it is not."""
         checking = f"probe before {operation}"
+        prepared = self._prepare("GET", PROBE_PATH, None, key, {}, {})
         self._pace(self.pacers.default, checking)
         try:
-            response = self._send("GET", PROBE_PATH, None, key, {}, {})
+            response = self._send(prepared, self.pacers.default, check_slot=False)
         except requests.RequestException as exc:
             lost = ImgixTransportError(0, type(exc).__name__, short(exc), checking)
             self._outage(lost)
@@ -260,13 +262,6 @@ class Transport:
             self._outage(failed)
             raise failed
         self.breaker.answered()
-
-    def _class_of(self, pacer: Pacer) -> str:
-        """The limit class a pacer stands for (a Pacers field name)."""
-        for limit in fields(self.pacers):
-            if getattr(self.pacers, limit.name) is pacer:
-                return limit.name
-        return "default"
 
     def _outage(self, error: ImgixError, stop: bool = True) -> None:
         """Tell the breaker; when that left it open, stop: no more retries from here."""

@@ -3,57 +3,64 @@ caller: each indexer environment, the backfill, the upload functions, other stac
 
 imgix counts an account's requests per endpoint class ("API Rate Limits"). Pacers inside
 one process cannot see each other, so they either divide the limit in advance (and waste
-what idle environments do not use) or collide. Here every caller reserves its slot on one
-shared schedule:
+what idle environments do not use) or collide. Here the limit's N lanes (rate/lanes.py:
+a lane carries one call at a time and is free one window after its answer) live in one
+item per (account, class) (rate/lane_table.py), and a process leases the lanes it has
+calls for:
 
-- a DynamoDB item per (account, class) holds `next_ms`, the first free slot. While the
-  schedule is busy a caller moves it on by one interval with an atomic conditional
-  UpdateItem (`next_ms >= now`, and no later than the caller can wait) and takes the slot
-  it moved past: one write per imgix call, and callers never lose races to each other.
-  When the schedule is idle (`next_ms < now`) a caller takes "now". A caller only reserves
-  when it has a call to make: nothing is held while idle.
-- slots are spaced strictly (no bursts): imgix's window is undocumented, and strict spacing
-  at limit x SPACING_MARGIN never exceeds a limit counted over any window of its length.
-- priority: a caller that only takes idle slots (the backfill) never queues ahead, so it
-  gets only what the others leave. A schedule busy only with that caller's own last call
-  is idle to everyone else: it waits for the next slot rather than failing.
-- 429s: the shared item also holds where the account's window was last met (a ceiling),
-  and every caller spaces its slots by `control.interval_ms`: a short backoff, a hold
-  just under the capacity found, then a probe back to the limit (control.py explains
-  the constants). A lone 429 from the stack's own clumping costs about a second of rate;
-  a co-tenant is shared with, not yielded to.
+- a lease is one conditional write, and so is its release: at the answer of the lease's
+  last call, or when the invocation ends (core/invocation.py), with the lane's exact free
+  time. Calls within a lease cost no DynamoDB call at all.
+- within a process, sends are spread window/N apart (no burst of N at once), and a call
+  waits for the soonest lane: one it holds, or one it can claim. One thread at a time
+  watches the item for lanes that others hold.
+- priority: a caller that only takes idle lanes (the backfill) claims only a lane that is
+  free now, holds at most one, and releases it after each call.
+- 429s: the stack alone cannot meet the window, so a 429 is an outside user's doing: the
+  lane that met it is parked for everyone (rate/lanes.py).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from imgix_autoadder.rate.control import Throttle, after_429, interval_ms
+from imgix_autoadder.rate.lane_table import LaneTable
+from imgix_autoadder.rate.lanes import (
+    Held,
+    Lane,
+    Limit,
+    best_held,
+    claimable,
+    free_after_answer,
+    lease,
+    park,
+    soonest_claim,
+    soonest_use,
+    spaced,
+)
 from imgix_autoadder.rate.pacing import SlotTooLate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-SPACING_MARGIN = 0.95  # loopback-steady arrivals: 5% keeps two slots out of one window
-MAX_TRIES = 40
-THROTTLE_TRIES = 3
-ITEM_TTL_S = 24 * 3600
-
-
-@dataclass(frozen=True)
-class Reading:
-    next_ms: int
-    throttle: Throttle = field(default_factory=Throttle)
+MAX_LOST_RACES = 40
+# Waiters for a lane wake up to this share of a window after its lease ends, apart: the
+# first claims it, the others read that it is taken. Its next call waits for its free
+# time anyway, which is up to a window after the lease's end.
+POLL_SPREAD_WINDOWS = 0.2
+# A holder whose environment goes idle releases its lanes at once: waiters look again at
+# least this often (in windows), or the last events of a burst wait for a lease's end.
+POLL_WINDOWS = 0.5
+WAIT_STEP_S = 1.0  # a thread waiting for its own lanes' answers looks again at least this often
 
 
 class SharedRateLimiter:
-    """The RateLimiter interface (acquire, interval_s) over a shared DynamoDB schedule."""
+    """The Pacer interface (acquire, on_time, answered, throttled) over shared lanes."""
 
     def __init__(
         self,
@@ -66,245 +73,245 @@ class SharedRateLimiter:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._ddb = dynamodb
-        self._table = table
-        self._key = {"id": {"S": f"{account}#{limit_class}"}}
-        self._base_ms = round(1000.0 / (per_second * SPACING_MARGIN)) if per_second > 0 else 0
-        # A call may leave this much after its slot and still keep the window: a call late
-        # by L brings the window's n-th next call L closer, and n slots hold n x the slack
-        # SPACING_MARGIN leaves, 5.3% of the window (1 s; refresh: 60 s). Half of it is
-        # kept for jitter. Later than that, the call takes a new slot.
-        window_ms = 1000.0 if per_second >= 1 else 60_000.0
-        self._tolerance_ms = max(1, round(0.5 * (1 / SPACING_MARGIN - 1) * window_ms))
+        self._limit = Limit.per_second(per_second)
+        key = f"{account}#{limit_class}"
+        # Public: its counts of DynamoDB calls and writes are the bench's.
+        self.table = LaneTable(dynamodb, table, key, self._limit.count, clock)
         self._idle_only = idle_only
         self._clock = clock
         self._sleep = sleep
-        self._seen = Reading(0)
-        self._slots = threading.local()  # each thread's last granted slot, for throttled()
-        # The schedule's next_ms as this process last left it: busy only with its own
-        # previous call, the schedule is idle to everybody else.
-        self._own_next_ms = -1
-        self._write_ms = 0  # the budget's UpdateItem round trip, averaged
-        self._failed_next_ms = -1  # next_ms as the last lost race returned it
-        self._lock = threading.Lock()
-        # One reservation waiting per process: the schedule never holds more future slots
-        # than there are environments, so a raised penalty applies from the next slot on.
-        self._waiting = threading.Lock()
-        self.aws_calls = 0
+        self._me = uuid.uuid4().hex[:16]
+        self._lanes: dict[int, Lane] = {index: Lane() for index in range(self._limit.count)}
+        self._held: dict[int, Held] = {}
+        self._claiming: set[int] = set()
+        self._polling = False  # a thread of this process sleeps to read the item
+        self._sends: list[int] = []  # this process's booked send times, recent and to come
+        self._cond = threading.Condition()
+        self._mine = threading.local()  # .lane: this thread's call's lane; .last: its last
 
     @property
     def interval_s(self) -> float:
-        return self._base_ms / 1000.0
+        return self._limit.spacing_ms / 1000.0
 
+    # -- the Pacer interface -----------------------------------------------------------------
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
-        """Reserve the next shared slot and sleep until it; return the seconds waited.
-        SlotTooLate (nothing reserved) when it is further off than `max_wait_s`, or, for
-        an idle-only caller, when the schedule is busy at all.
-
-        `late_s`: how much later than its slot this call may reach imgix (a new
-        connection's handshake): the next slot is kept that much further off, so that a
-        late call and the on-time one after it never arrive closer than the interval."""
-        if self._base_ms == 0:
+        """Wait for a lane and its send time; return the seconds waited. SlotTooLate when
+        that is further than `max_wait_s` (idle-only: when no lane is free now). `late_s`
+        (a handshake) needs no room: a lane's next call waits for this one's answer."""
+        if not self._limit.count:
             return 0.0
-        started = self._clock()
-        if not self._waiting.acquire(timeout=-1 if max_wait_s is None else max(0.0, max_wait_s)):
-            raise SlotTooLate(self._clock() - started)
-        try:
-            left = None if max_wait_s is None else max_wait_s - (self._clock() - started)
-            return self._acquire(left, round(late_s * 1000))
-        finally:
-            self._waiting.release()
-
-    def _acquire(self, max_wait_s: float | None, late_ms: int) -> float:
-        for _ in range(MAX_TRIES):
+        started = self._now_ms()
+        latest = started + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
+        races, held_back = 0, 0.0  # lost races; seconds slept or waited (not DynamoDB's)
+        while True:
             now = self._now_ms()
-            latest = now + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
-            self._failed_next_ms = -1  # only this attempt's lost race may answer below
-            # The earliest this caller can use a slot: once its write has returned. A slot
-            # before that would be sent late, on the heels of the next one.
-            soon = now + self._write_ms
-            with self._lock:
-                believed_idle = self._seen.next_ms < soon
-            if not (believed_idle or self._idle_only):
-                slot = self._queue_behind(soon, latest, late_ms)
-                if slot is not None:
-                    self._slots.ms = slot
-                    return self._wait_for(slot)
-            if self._take_idle(soon, late_ms):
-                self._slots.ms = soon
-                return 0.0
-            # Neither: the failed write said why (or, without its item, a read does).
-            busy_until = self._failed_next_ms if self._failed_next_ms >= 0 else self._read().next_ms
-            wait_s = (busy_until - now) / 1000.0
-            if busy_until > latest:
-                raise SlotTooLate(wait_s)
-            if self._idle_only and busy_until >= now:
-                if busy_until != self._own_next_ms:
-                    raise SlotTooLate(wait_s)  # someone else's call: yield to it
-                # Busy with this caller's own last call (a cold start's Source read):
-                # nobody else wants the next slot, so wait for it and take it idle.
-                self._sleep(wait_s + 0.001)
-        raise SlotTooLate(self.interval_s)  # heavy contention: hand the work back
-
-    def _queue_behind(self, now: int, latest: int, late_ms: int = 0) -> int | None:
-        """The schedule is busy: move it on by one interval, atomically, whatever others do
-        at the same time (no expected value, so no lost race). None if it is idle, or the
-        free slot is later than `latest`."""
-        interval = self._interval_ms(now) + late_ms
-        try:
-            taken = self._call(
-                "update_item",
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression="SET next_ms = next_ms + :interval, expires_at = :ttl",
-                ConditionExpression="next_ms >= :now AND next_ms <= :latest",
-                ExpressionAttributeValues={
-                    ":interval": {"N": str(interval)},
-                    ":now": {"N": str(now)},
-                    ":latest": {"N": str(latest)},
-                    ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
-                },
-                ReturnValues="ALL_NEW",  # our slot, and the shared throttle, at no extra call
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",  # and if not, why not
-            )
-        except ClientError as exc:
-            self._learn_from_failure(exc)
-            return None
-        reading = self._remember(taken.get("Attributes", {}))
-        self._own_next_ms = reading.next_ms
-        return reading.next_ms - interval
-
-    def _take_idle(self, now: int, late_ms: int = 0) -> bool:
-        """The schedule is idle (its next slot is before `now`, when this caller can send
-        at the earliest): take `now`."""
-        try:
-            taken = self._call(
-                "update_item",
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression="SET next_ms = :next, expires_at = :ttl",
-                ConditionExpression="attribute_not_exists(next_ms) OR next_ms < :now",
-                ExpressionAttributeValues={
-                    ":next": {"N": str(now + self._interval_ms(now) + late_ms)},
-                    ":now": {"N": str(now)},
-                    ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            self._learn_from_failure(exc)
-            return False
-        self._own_next_ms = self._remember(taken.get("Attributes", {})).next_ms
-        return True
-
-    def _learn_from_failure(self, exc: ClientError) -> None:
-        """A lost race returns the item as it is: no read needed to know the schedule."""
-        _only_condition_failures(exc)
-        item = exc.response.get("Item")
-        if isinstance(item, dict) and item:
-            self._failed_next_ms = self._remember(item).next_ms
+            with self._cond:
+                best, held_at = self._best_held(now, latest)
+                choice = self._best_claim(now, latest, best[1] if best else None)
+                if best is not None and choice is None:
+                    send_at = self._grant(*best)
+                else:
+                    send_at = None
+                    if choice is not None:
+                        self._claiming.add(choice)
+                # Another thread's claim, or a call on a held lane, will wake this one.
+                in_flight = bool(self._claiming) or any(h.busy for h in self._held.values())
+            if send_at is not None:
+                wait_s = max(0.0, (send_at - self._now_ms()) / 1000.0)
+                self._sleep(wait_s)
+                return held_back + wait_s
+            if choice is not None:
+                try:
+                    won = self._claim(choice, now)
+                finally:
+                    with self._cond:
+                        self._claiming.discard(choice)
+                        self._cond.notify_all()
+                if not won:
+                    races += 1
+                    if races > MAX_LOST_RACES:
+                        raise SlotTooLate(self.interval_s)  # heavy contention: hand it back
+                    # Others saw the lane free too: step apart before the next try.
+                    spread = POLL_SPREAD_WINDOWS * self._limit.window_ms
+                    pause_s = random.uniform(0, min(spread, max(0, latest - now))) / 1000.0
+                    self._sleep(pause_s)
+                    held_back += pause_s
+                continue
+            self._wait_for_a_lane(now, latest, in_flight, held_at)
+            held_back += max(0, self._now_ms() - now) / 1000.0
 
     def on_time(self) -> bool:
-        """The slot this thread was last granted may still be used: sent now, the call
-        keeps its distance to the next one (a call made late by a busy host, garbage
-        collection or a slow write must not arrive on the heels of the next slot)."""
-        if self._base_ms == 0:
+        """The lane this thread was granted may still carry its call: its lease has not
+        ended. If not, the lane is given back unused and the caller acquires again."""
+        lane = getattr(self._mine, "lane", None)
+        if lane is None:
             return True
-        slot = int(getattr(self._slots, "ms", 0))
-        return self._now_ms() <= slot + self._tolerance_ms
+        with self._cond:
+            held = self._held.get(lane)
+            if held is not None and self._now_ms() <= held.until_ms:
+                return True
+            if held is not None:
+                held.busy = False
+            self._mine.lane = None
+            self._cond.notify_all()
+        return False
 
-    def _wait_for(self, slot: int) -> float:
-        wait_s = max(0.0, (slot - self._now_ms()) / 1000.0)
-        if wait_s > 0:
-            self._sleep(wait_s)
-        return wait_s
+    def answered(self) -> None:
+        """This thread's call came back (an answer, or none): its lane is free one window
+        from now; the lease's last call releases the lane for everybody."""
+        lane = getattr(self._mine, "lane", None)
+        if lane is None:
+            return
+        self._mine.lane, self._mine.last = None, lane
+        now = self._now_ms()
+        with self._cond:
+            held = self._held.get(lane)
+            if held is None:
+                return
+            held.busy = False
+            held.ready_ms = free_after_answer(now, self._limit)
+            done = self._idle_only or held.ready_ms > held.until_ms
+            if done:
+                del self._held[lane]
+            self._cond.notify_all()
+        if done:
+            self._release(lane, held)
+
+    def idle(self) -> None:
+        """The invocation is over: release the lanes held, with their exact free times,
+        rather than leave them to lapse while the environment is frozen."""
+        with self._cond:
+            idle = {index: held for index, held in self._held.items() if not held.busy}
+            for index in idle:
+                del self._held[index]
+        for index, held in idle.items():
+            self._release(index, held)
 
     def throttled(self) -> None:
-        """A 429 despite the budget, for the call this thread was last granted. Every
-        caller learns the new spacing from the item at its next reservation."""
-        if self._base_ms == 0:
+        """A 429 for this thread's last call: the account's window held an outside user's
+        calls too. Park that lane (rate/lanes.py), if it is still this process's."""
+        lane = getattr(self._mine, "last", None)
+        if lane is None:
             return
-        slot = int(getattr(self._slots, "ms", 0))
-        for _ in range(THROTTLE_TRIES):
-            now = self._now_ms()
-            reading = self._read()
-            raised = after_429(self._base_ms, reading.throttle, now, slot, reading.next_ms)
-            if raised is None:
-                return  # granted before the last raise: already accounted for
-            try:
-                self._call(
-                    "update_item",
-                    TableName=self._table,
-                    Key=self._key,
-                    UpdateExpression=(
-                        "SET ceiling_ms = :c, throttle_at_ms = :at, granted_before_ms = :g, "
-                        "step_pct = :s, expires_at = :ttl"
-                    ),
-                    # Two 429s at once must not raise twice: the second re-reads instead.
-                    ConditionExpression=(
-                        "attribute_not_exists(throttle_at_ms) OR throttle_at_ms = :old"
-                    ),
-                    ExpressionAttributeValues={
-                        ":c": {"N": str(raised.ceiling_ms)},
-                        ":at": {"N": str(raised.at_ms)},
-                        ":g": {"N": str(raised.granted_before_ms)},
-                        ":s": {"N": str(raised.step_pct)},
-                        ":old": {"N": str(reading.throttle.at_ms)},
-                        ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
-                    },
-                )
-            except ClientError as exc:
-                _only_condition_failures(exc)
-                continue
-            with self._lock:
-                self._seen = Reading(reading.next_ms, raised)
-            return
+        self._remember(self.table.read())  # another environment may have parked a lane just now
+        now = self._now_ms()
+        with self._cond:
+            parked = park(self._lanes, lane, now, self._limit)
+            if parked is None:
+                return
+            self._held.pop(lane, None)
+            self._cond.notify_all()
+        if self.table.write(lane, parked, self._me):
+            with self._cond:
+                self._lanes[lane] = parked
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _interval_ms(self, now: int) -> int:
-        with self._lock:
-            throttle = self._seen.throttle
-        return interval_ms(self._base_ms, throttle, now)
+    # -- choosing ----------------------------------------------------------------------------
+    def _best_held(self, now: int, latest: int) -> tuple[tuple[int, int] | None, int | None]:
+        """Under the lock: rate/lanes.py's best_held, after the leases that ended unused."""
+        spacing = round(self._limit.spacing_ms)
+        self._sends = [at for at in self._sends if at > now - spacing]
+        for index in [i for i, held in self._held.items() if held.until_ms < now and not held.busy]:
+            del self._held[index]  # the item already says so
+        return best_held(self._held, now, latest, self._sends, spacing)
 
-    def _read(self) -> Reading:
-        item = self._call(
-            "get_item", TableName=self._table, Key=self._key, ConsistentRead=True
-        ).get("Item", {})
-        return self._remember(item)
+    def _grant(self, index: int, send_at: int) -> int:
+        """Under the lock: lane `index` carries this thread's call, sent at `send_at`."""
+        self._held[index].busy = True
+        self._sends.append(send_at)
+        self._mine.lane = index
+        return send_at
 
-    def _remember(self, item: dict[str, Any]) -> Reading:
-        def number(name: str) -> int:
-            return int(item.get(name, {}).get("N", 0))
-
-        reading = Reading(
-            number("next_ms"),
-            Throttle(
-                number("ceiling_ms"),
-                number("throttle_at_ms"),
-                number("granted_before_ms"),
-                number("step_pct"),
-            ),
+    def _best_claim(self, now: int, latest: int, held_at: int | None) -> int | None:
+        """Under the lock: a lane to claim, if one would carry the call sooner than the
+        held lanes can (by more than the write it costs)."""
+        if (self._idle_only and self._held) or self._claiming:
+            return None  # one claim at a time (idle-only: one lane at a time)
+        others = {
+            index: lane
+            for index, lane in self._lanes.items()
+            if index not in self._held and index not in self._claiming
+        }
+        usable_by = now if self._idle_only else latest
+        candidates = claimable(others, now, usable_by, self._me)
+        if not candidates:
+            return None
+        first = candidates[0]
+        claim_at = spaced(
+            max(now + self.table.write_ms, self._lanes[first].free_ms),
+            self._sends,
+            round(self._limit.spacing_ms),
         )
-        with self._lock:
-            self._seen = reading
-        return reading
+        if held_at is not None and held_at <= claim_at:
+            return None
+        return first
 
-    def _call(self, operation: str, **kw: Any) -> dict[str, Any]:
-        self.aws_calls += 1
-        started = self._clock()
+    def _wait_for_a_lane(self, now: int, latest: int, in_flight: bool, held_at: int | None) -> None:
+        """Nothing to take or claim now: wait for this process's calls on its lanes to
+        come back, or for another holder's lease (or a parked lane) to end, then look
+        again. SlotTooLate when nothing can come by `latest`."""
+        with self._cond:
+            others = {i: lane for i, lane in self._lanes.items() if i not in self._held}
+        change = soonest_claim(others, now, self._me)
+        if not in_flight:
+            if self._idle_only or change is None or change > latest:
+                soonest = soonest_use(others, self._me, held_at, now)
+                raise SlotTooLate(max(0, soonest - now) / 1000.0)
+        elif now >= latest:
+            raise SlotTooLate(0.0)
+        until = latest if change is None else min(latest, change)
+        if not in_flight:
+            # A holder may release early (its environment went idle): look again within
+            # a window, not only when the leases end.
+            until = min(until, now + round(POLL_WINDOWS * self._limit.window_ms))
+        with self._cond:
+            # One thread of the process watches the item for the lanes others hold; the
+            # rest wait for it, or for an answer on this process's own lanes.
+            polls = not in_flight and not self._polling
+            if not polls:
+                self._cond.wait(timeout=max(0.001, min(WAIT_STEP_S, (until - now) / 1000.0)))
+                return
+            self._polling = True
         try:
-            result: dict[str, Any] = getattr(self._ddb, operation)(**kw)
+            spread = random.uniform(0, POLL_SPREAD_WINDOWS * self._limit.window_ms)
+            self._sleep((until - now + spread) / 1000.0)
+            self._remember(self.table.read())
         finally:
-            if operation == "update_item":  # a moving average of the write's round trip
-                elapsed = (self._clock() - started) * 1000
-                self._write_ms = round(0.8 * self._write_ms + 0.2 * min(elapsed, 100.0))
-        return result
+            with self._cond:
+                self._polling = False
+                self._cond.notify_all()
+
+    # -- the shared item ---------------------------------------------------------------------
+    def _claim(self, index: int, now: int) -> bool:
+        """Lease lane `index`; False when somebody else was quicker (the item came back)."""
+        with self._cond:
+            assumed_free = self._lanes[index].free_ms
+        if self._idle_only:
+            assumed_free = min(assumed_free, now)
+        until, free = lease(now, assumed_free, self._limit)
+        won, before = self.table.claim(index, self._me, until, free, now, max(assumed_free, now))
+        self._remember(before)
+        if won:
+            with self._cond:
+                old = before[index]
+                self._lanes[index] = Lane(self._me, until, free, old.parked_until_ms, 0)
+                self._held[index] = Held(until, max(now, old.free_ms))
+                self._cond.notify_all()
+        return won
+
+    def _release(self, index: int, held: Held) -> None:
+        """The lane is anybody's from `ready_ms` (its last call's answer plus a window)."""
+        with self._cond:
+            lane = self._lanes[index]
+        released = Lane(self._me, 0, held.ready_ms, lane.parked_until_ms, lane.parked_at_ms)
+        if self.table.write(index, released, self._me, held.until_ms):
+            with self._cond:
+                self._lanes[index] = released
+
+    def _remember(self, lanes: dict[int, Lane]) -> None:
+        with self._cond:
+            for index, lane in lanes.items():
+                if index not in self._held:  # what this process holds, it knows best
+                    self._lanes[index] = lane
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
-
-
-def _only_condition_failures(exc: ClientError) -> None:
-    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-        raise exc

@@ -18,13 +18,17 @@ class SlotTooLate(Exception):
 
 
 class Pacer(Protocol):
-    """What the client asks of a pacer: in-process (RateLimiter) or shared (rate/budget.py)."""
+    """What the client asks of a pacer: in-process (RateLimiter) or shared (rate/budget.py).
+    acquire before a call, on_time just before it is sent, answered once it is back (or
+    failed), throttled when imgix answered 429, idle when the invocation is over."""
 
     @property
     def interval_s(self) -> float: ...
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float: ...
     def on_time(self) -> bool: ...
+    def answered(self) -> None: ...
     def throttled(self) -> None: ...
+    def idle(self) -> None: ...
 
 
 class RateLimiter:
@@ -57,6 +61,12 @@ class RateLimiter:
         """In-process pacing keeps PACING_HEADROOM for late calls: always on time."""
         return True
 
+    def answered(self) -> None:
+        """In-process pacing spaces sends; it does not wait for answers."""
+
+    def idle(self) -> None:
+        """In-process pacing holds nothing that others could use."""
+
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
         """Block until this caller's slot; return the seconds waited (`late_s`: as in
         rate/budget.py, the next slot is kept that much further off).
@@ -88,6 +98,18 @@ class Pacers:
     upload: Pacer
     purge: Pacer
     get_asset: Pacer = field(default_factory=lambda: RateLimiter(0))
+
+    def idle(self) -> None:
+        """The invocation is over: every class gives back what it holds."""
+        for limit in fields(self):
+            getattr(self, limit.name).idle()
+
+    def class_of(self, pacer: Pacer) -> str:
+        """The limit class a pacer stands for (a field name)."""
+        for limit in fields(self):
+            if getattr(self, limit.name) is pacer:
+                return limit.name
+        return "default"
 
     @classmethod
     def unlimited(cls) -> Pacers:
@@ -140,6 +162,12 @@ class Patient:
 
     def on_time(self) -> bool:
         return self._pacer.on_time()
+
+    def answered(self) -> None:
+        self._pacer.answered()
+
+    def idle(self) -> None:
+        self._pacer.idle()
 
     def throttled(self) -> None:
         self._pacer.throttled()

@@ -1,0 +1,199 @@
+"""The shared budget's rules (rate/budget.py holds their DynamoDB store): pure functions.
+
+A published limit of N calls per window W ("API Rate Limits": 4/s, 10/min, ...) is N
+lanes. A lane carries one call at a time, and is free again one window after that call's
+answer. A call reaches imgix after it is sent and before it is answered, so two calls of
+one lane arrive more than W apart, and any interval of length W holds at most one arrival
+per lane: at most N in all, on either reading of imgix's window (sliding or fixed), with
+any network delay, handshake or pause between the grant and the send. An open-loop
+schedule cannot promise that: it spaces the *sends*, and a delay that varies from call to
+call (0-150 ms here) brings five arrivals into one second at any spacing above 0.87 of the
+limit. A lane's call waits for its predecessor's answer instead, so the stack loses one
+round trip per window (0.93 of the limit at a 75 ms mean round trip, 0.98 on loopback).
+
+Who holds a lane: a caller (one process) *leases* it with one conditional write, uses it
+for as many calls as fit in the lease, and *releases* it with its exact free time at the
+answer of its last call: about two DynamoDB writes per lease of LEASE_WINDOWS windows, well
+under one per imgix call. A process frozen mid-lease (a Lambda environment between
+invocations) writes nothing: its lane is free LATE_ANSWER_S after the lease, at worst.
+
+imgix says nothing of who else uses the account. The stack alone never meets the window
+(above), so a 429 means an outside user (another application, a person in the dashboard)
+took part of it: the lane that met it is *parked* for HOLD_S, which leaves the outside
+user a lane's worth (1 call per window). A second lane is parked only by a 429 more than a
+window later: one full window cannot tell two lanes' worth of outside calls from one. A
+parked lane comes back by itself after HOLD_S: if the outside user is still there, its
+first call meets a 429 and parks it again (one 429 per HOLD_S per outside lane); if it has
+gone, the stack is back at the full limit. Parked lanes come back STAGGER_S apart, so that
+one probe, not all, meets an outside user that is still there.
+
+The constants, and why:
+- GUARD_MS 5: clock skew between two environments' wall clocks (Lambda's are NTP-synced
+  to well under 1 ms) and imgix's own rounding; 0.5% of a one-second window.
+- LEASE_WINDOWS 5: five calls per lease on a busy lane, two writes each lease (claim and
+  release): 0.4 writes per imgix call; short enough that another environment waiting for
+  a lane gets one within 5 s (the lease is never renewed: it is released and claimed
+  again, so waiters take their turn).
+- LATE_ANSWER_S 2: a call sent before its lease ends is answered within 2 s (imgix answers
+  in tens of ms); a later answer may meet the next holder's first call in one window, a
+  429 that is retried, nothing lost.
+- OWN_TURN_LEAD_MS 100: a lane's last holder may claim it again this long before it is
+  free (the claim's write and a wake-up take tens of ms), after the others have had
+  since the end of its lease.
+- HOLD_S 45, STAGGER_S 10: one probe per 45 s while an outside user stays (about 1% of
+  the stack's calls at 3/s); back at the full limit within 45 s of it leaving, and within
+  a minute for two lanes' worth.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+GUARD_MS = 5
+LEASE_WINDOWS = 5
+LATE_ANSWER_S = 2.0
+HOLD_S = 45.0
+STAGGER_S = 10.0
+OWN_TURN_LEAD_MS = 100
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A published limit as lanes: `count` calls per `window_ms`."""
+
+    count: int
+    window_ms: int
+
+    @classmethod
+    def per_second(cls, per_second: float) -> Limit:
+        """imgix publishes per second (4/s) or per minute (refresh: 10/min); a rate under
+        1/s is counted per minute. 0: unpaced (no lanes)."""
+        window_ms = 1000 if per_second >= 1 else 60_000
+        return cls(max(0, int(per_second * window_ms / 1000 + 1e-9)), window_ms)
+
+    @property
+    def spacing_ms(self) -> float:
+        """One process's sends are spread this far apart: no burst of N at once, which a
+        limit read as a rate rather than a count per window would refuse."""
+        return self.window_ms / self.count if self.count else 0.0
+
+    @property
+    def lease_ms(self) -> int:
+        return LEASE_WINDOWS * self.window_ms
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One lane as the shared item holds it (all 0 before its first use)."""
+
+    holder: str = ""
+    until_ms: int = 0  # the holder sends no call on this lane after this
+    free_ms: int = 0  # nobody else sends a call on this lane before this
+    parked_until_ms: int = 0  # a 429 took it out of use until then
+    parked_at_ms: int = 0
+
+
+@dataclass
+class Held:
+    """A lane this process leases, as it knows it."""
+
+    until_ms: int
+    ready_ms: int  # its next call may be sent from then
+    busy: bool = False  # a call of this process is on it
+
+
+def spaced(earliest: int, booked: list[int], spacing: int) -> int:
+    """The first time from `earliest` at least `spacing` away from every booked send of
+    this process (a later booking may leave a gap before it)."""
+    at = earliest
+    for send in sorted(booked):
+        if at <= send - spacing:
+            break
+        at = max(at, send + spacing)
+    return at
+
+
+def best_held(
+    held: dict[int, Held], now_ms: int, latest_ms: int, booked: list[int], spacing: int
+) -> tuple[tuple[int, int] | None, int | None]:
+    """The idle held lane that can carry a call soonest within its lease and `latest_ms`,
+    with that send time; and when any idle held lane could send at all (None: none)."""
+    best: tuple[int, int] | None = None
+    soonest: int | None = None
+    for index, lane in held.items():
+        if lane.busy:
+            continue
+        send_at = spaced(max(now_ms, lane.ready_ms), booked, spacing)
+        soonest = send_at if soonest is None else min(soonest, send_at)
+        if send_at <= min(lane.until_ms, latest_ms) and (best is None or send_at < best[1]):
+            best = (index, send_at)
+    return best, soonest
+
+
+def free_after_answer(answered_ms: int, limit: Limit) -> int:
+    """When a lane whose last call was answered at `answered_ms` may carry the next."""
+    return answered_ms + limit.window_ms + GUARD_MS
+
+
+def lease(now_ms: int, free_ms: int, limit: Limit) -> tuple[int, int]:
+    """A new lease's (until, free): it starts when the lane is free, and, unreleased, the
+    lane is free again LATE_ANSWER_S after its last send could have been answered."""
+    until = max(now_ms, free_ms) + limit.lease_ms
+    return until, until + round(LATE_ANSWER_S * 1000) + limit.window_ms + GUARD_MS
+
+
+def claimable_at(lane: Lane, me: str) -> int:
+    """When `me` may claim the lane: once nobody's lease runs and it is not parked. A lane
+    `me` released itself is left to the others until it is free (they were waiting for
+    their turn; it is `me`'s again if nobody was)."""
+    own_turn = lane.free_ms - OWN_TURN_LEAD_MS if lane.holder == me else 0
+    return max(lane.until_ms + 1, lane.parked_until_ms + 1, own_turn)
+
+
+def claimable(lanes: dict[int, Lane], now_ms: int, latest_ms: int, me: str) -> list[int]:
+    """Lanes `me` may claim now and use by `latest_ms`, soonest free first; among lanes
+    free alike, each caller starts from its own (`me` hashed), so that callers arriving
+    together ask for different lanes instead of racing for one."""
+    usable = [
+        index
+        for index, lane in lanes.items()
+        if claimable_at(lane, me) <= now_ms and lane.free_ms <= latest_ms
+    ]
+    start = zlib.crc32(me.encode())
+    count = max(len(lanes), 1)
+    return sorted(
+        usable, key=lambda index: (max(lanes[index].free_ms, now_ms), (index - start) % count)
+    )
+
+
+def soonest_claim(lanes: dict[int, Lane], now_ms: int, me: str) -> int | None:
+    """When the next lane not claimable now may become so (None: none will)."""
+    times = [claimable_at(lane, me) for lane in lanes.values()]
+    later = [at for at in times if at > now_ms]
+    return min(later) if later else None
+
+
+def soonest_use(lanes: dict[int, Lane], me: str, held_at: int | None, now_ms: int) -> int:
+    """When a call could be carried at the soonest: on a lane `me` may claim, once it is
+    free, or on a held lane (`held_at`)."""
+    usable = [max(claimable_at(lane, me), lane.free_ms) for lane in lanes.values()]
+    return min([*usable, *([held_at] if held_at is not None else [])], default=now_ms)
+
+
+def park(lanes: dict[int, Lane], index: int, now_ms: int, limit: Limit) -> Lane | None:
+    """The lane after a 429 for its call at `now_ms`, or None: another lane was parked
+    within the last window (one window full cannot tell two lanes' worth from one)."""
+    if any(
+        lane.parked_until_ms > now_ms and lane.parked_at_ms > now_ms - 2 * limit.window_ms
+        for other, lane in lanes.items()
+        if other != index
+    ):
+        return None
+    back = now_ms + round(HOLD_S * 1000)
+    still_parked = [
+        lane.parked_until_ms for lane in lanes.values() if lane.parked_until_ms > now_ms
+    ]
+    if still_parked:
+        back = max(back, max(still_parked) + round(STAGGER_S * 1000))
+    return Lane("", 0, free_after_answer(now_ms, limit), back, now_ms)

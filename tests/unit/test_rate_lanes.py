@@ -1,0 +1,119 @@
+"""The shared budget's lane rules (rate/lanes.py), with no DynamoDB: why a lane keeps the
+window whatever the network does, who may claim a lane when, and how a 429 parks one."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import pytest
+
+from imgix_autoadder.rate.lanes import (
+    GUARD_MS,
+    HOLD_S,
+    LATE_ANSWER_S,
+    OWN_TURN_LEAD_MS,
+    STAGGER_S,
+    Lane,
+    Limit,
+    claimable,
+    free_after_answer,
+    lease,
+    park,
+    soonest_claim,
+)
+
+DEFAULT = Limit.per_second(4)
+T0 = 1_800_000_000_000
+
+
+def test_published_limits_become_lanes_per_window():
+    assert Limit.per_second(4) == Limit(4, 1000)
+    assert Limit.per_second(10) == Limit(10, 1000)
+    assert Limit.per_second(10 / 60) == Limit(10, 60_000)  # refresh: 10 a minute
+    assert Limit.per_second(2.5) == Limit(2, 1000)  # never more than the limit
+    assert Limit.per_second(0).count == 0  # unpaced
+    assert DEFAULT.spacing_ms == 250
+
+
+def sliding_counts(arrivals: list[float], window_ms: float) -> int:
+    """The most arrivals in any interval of the window's length (the strict reading)."""
+    seen: deque[float] = deque()
+    most = 0
+    for at in sorted(arrivals):
+        while seen and seen[0] <= at - window_ms:
+            seen.popleft()
+        seen.append(at)
+        most = max(most, len(seen))
+    return most
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_lane_keeps_the_window_whatever_the_delays(seed: int):
+    """Each call of a lane is sent when the lane is free (its predecessor's answer plus a
+    window), reaches imgix after a random delay (0-150 ms, a 300 ms handshake now and
+    then) and is answered a little later: no interval of one window holds more arrivals
+    than the limit, on the strictest reading, where spaced sends at 0.9 of it do."""
+    rng = random.Random(seed)
+    arrivals: list[float] = []
+    free = {lane: T0 for lane in range(DEFAULT.count)}
+    for _ in range(200):
+        lane = min(free, key=free.__getitem__)
+        sent = free[lane]
+        arrived = sent + rng.uniform(0, 150) + (300 if rng.random() < 0.05 else 0)
+        answered = arrived + rng.uniform(1, 30)
+        arrivals.append(arrived)
+        free[lane] = free_after_answer(round(answered), DEFAULT)
+    assert sliding_counts(arrivals, DEFAULT.window_ms) <= DEFAULT.count
+    rate = (len(arrivals) - 1) / ((max(arrivals) - min(arrivals)) / 1000) / DEFAULT.count
+    assert rate > 0.88  # one round trip lost per window, no more
+
+    spaced = [T0 + i * 1000 / (0.9 * 4) + rng.uniform(0, 150) for i in range(200)]
+    assert sliding_counts(spaced, DEFAULT.window_ms) > DEFAULT.count  # what it replaces
+
+
+def test_a_lease_starts_when_the_lane_is_free_and_lapses_with_room_for_a_late_answer():
+    until, free = lease(T0, T0 + 400, DEFAULT)
+    assert until == T0 + 400 + DEFAULT.lease_ms
+    assert free == until + LATE_ANSWER_S * 1000 + DEFAULT.window_ms + GUARD_MS
+    assert lease(T0, 0, DEFAULT)[0] == T0 + DEFAULT.lease_ms  # free already: from now
+
+
+def test_a_lane_is_claimable_once_nobody_leases_it_and_it_is_not_parked():
+    lanes = {
+        0: Lane("a", T0 + 100, T0 + 3100),  # leased by a
+        1: Lane("a", T0 - 1, T0 + 2000),  # a's lease lapsed: anybody's, from its free time
+        2: Lane("", 0, T0 + 500, parked_until_ms=T0 + 9000),  # parked by a 429
+        3: Lane("a", 0, T0 + 700),  # released by a, free in 700 ms
+    }
+    assert claimable(lanes, T0, T0 + 5000, "b") == [3, 1]  # soonest free first
+    assert claimable(lanes, T0, T0 + 1000, "b") == [3]  # lane 1 is not usable in time
+    # a held lanes 1 and 3 last: the others have until their free times to take their turn
+    assert claimable(lanes, T0, T0 + 5000, "a") == []
+    assert claimable(lanes, T0 + 700 - OWN_TURN_LEAD_MS, T0 + 5000, "a") == [3]
+    assert soonest_claim(lanes, T0, "b") == T0 + 101  # a's lease of lane 0 ends
+    assert soonest_claim(lanes, T0, "a") == T0 + 700 - OWN_TURN_LEAD_MS  # its own turn
+
+
+def test_callers_arriving_together_ask_for_different_lanes_first():
+    lanes = {index: Lane() for index in range(4)}
+    firsts = {claimable(lanes, T0, T0, f"caller-{n}")[0] for n in range(12)}
+    assert len(firsts) > 1
+
+
+def test_a_429_parks_its_lane_then_probes_it_again():
+    lanes = {index: Lane("me", T0 + 3000, T0 + 6000) for index in range(4)}
+    parked = park(lanes, 1, T0, DEFAULT)
+    assert parked is not None
+    assert parked.parked_until_ms == T0 + HOLD_S * 1000 and parked.holder == ""
+    assert parked.free_ms == free_after_answer(T0, DEFAULT)
+    lanes[1] = parked
+    # A second 429 in the same window is the same outside user: nothing more is parked.
+    assert park(lanes, 2, T0 + 900, DEFAULT) is None
+    # Later, a second lane's worth: parked too, and it comes back after the first.
+    second = park(lanes, 2, T0 + 5000, DEFAULT)
+    assert second is not None
+    assert second.parked_until_ms == T0 + HOLD_S * 1000 + STAGGER_S * 1000
+    lanes[2] = second
+    probing = claimable(lanes, T0 + HOLD_S * 1000 + 1, 2**62, "me")
+    assert 1 in probing and 2 not in probing  # one probe at a time
