@@ -60,7 +60,12 @@ def main() -> int:
         ),
         Context(),
     )
-    budget_calls_at_start = sum(getattr(p, "aws_calls", 0) for p in pacers)
+
+    def count(what: str) -> int:  # the shared budget's DynamoDB calls (rate/lane_table.py)
+        return sum(getattr(getattr(p, "table", None), what, 0) for p in pacers)
+
+    budget_calls_at_start = count("calls")
+    budget_writes_at_start = count("writes")
     sqs = boto3.client("sqs")
     queue_url = os.environ["EVENTS_QUEUE_URL"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
@@ -114,8 +119,10 @@ def main() -> int:
         finished.put([m for m in received if m["MessageId"] not in failed])
     finished.put([])
     deleter.join()
-    budget_calls = sum(getattr(p, "aws_calls", 0) for p in pacers) - budget_calls_at_start
-    print(json.dumps({"budget_aws_calls": budget_calls, "invocations": invocations}), flush=True)
+    budget_calls = count("calls") - budget_calls_at_start
+    budget_writes = count("writes") - budget_writes_at_start
+    report = {"budget_aws_calls": budget_calls, "budget_aws_writes": budget_writes}
+    print(json.dumps({**report, "invocations": invocations}), flush=True)
     return 0
 
 

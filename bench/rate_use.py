@@ -43,7 +43,7 @@ BUCKET = "bench-origin"
 PUBLISHED = {"add": 4.0, "purge": 10.0, "refresh": 10.0 / 60.0}
 ROUTES = {"add": "add_asset", "refresh": "refresh_asset", "purge": "purge"}
 CLASS_OF = {"add": "default", "refresh": "refresh", "purge": "purge"}
-ALONE_SPACING = 0.95  # rate.budget.SPACING_MARGIN: what the stack does alone
+ALONE_SPACING = 0.95  # the alone target: a 429 costs what it adds beyond this spacing
 
 
 @dataclass(frozen=True)
@@ -320,6 +320,8 @@ def figures(
             "floor_s": case.events / limit,
             "budget_dynamodb_calls_per_imgix_call": sum(r["budget_aws_calls"] for r in reports)
             / case.events,
+            "budget_dynamodb_writes_per_imgix_call": sum(r["budget_aws_writes"] for r in reports)
+            / case.events,
         }
     )
     return result
@@ -353,19 +355,26 @@ def cases(smoke: bool) -> list[Case]:
                         handshake_ms=300,
                     )
                 )
-    found += [
-        Case("add, 3 env + outside user 1/s", "add", 200, 3, outside_per_s=1.0),
-        Case("add, 3 env + outside user 2/s", "add", 200, 3, outside_per_s=2.0),
-        Case("refresh, 3 env + outside user 2/min", "refresh", 12, 3, outside_per_s=2 / 60),
-        Case(
-            "add, 3 env + outside user 1/s who stops at 40 s",
-            "add",
-            480,
-            3,
-            outside_per_s=1.0,
-            outside_stops_after_s=40.0,
-        ),
-    ]
+    for window in ("sliding", "fixed"):
+        # On the sliding reading an outside user "at 1/s" with any jitter puts two calls
+        # into some windows (docs/benchmarks.md): both readings are shown.
+        named = "" if window == "sliding" else ", fixed window"
+        found += [
+            Case(f"add, 3 env + outside user 1/s{named}", "add", 200, 3, window, outside_per_s=1),
+            Case(f"add, 3 env + outside user 2/s{named}", "add", 200, 3, window, outside_per_s=2),
+            Case(
+                f"add, 3 env + outside user 1/s who stops at 40 s{named}",
+                "add",
+                480,
+                3,
+                window,
+                outside_per_s=1.0,
+                outside_stops_after_s=40.0,
+            ),
+        ]
+    found.append(
+        Case("refresh, 3 env + outside user 2/min", "refresh", 12, 3, outside_per_s=2 / 60)
+    )
     return found
 
 

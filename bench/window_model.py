@@ -1,21 +1,21 @@
-"""A model of the shared budget against imgix's window, for issue #23's co-tenant cases:
+"""A model of the shared budget's lanes against imgix's window, for issue #23:
 
     .venv/bin/python -m bench.window_model
 
 Not a benchmark of the product (figure 1 is: real processes, the real handler). It replays
-the budget's own pure rules (rate/control.py: `interval_ms`, `after_429`) as a
-discrete-event simulation: E environments each keep one reservation on the shared
-schedule, each call arrives at its slot plus a small jitter, a 429'd call takes a new slot;
-an outside user of the account calls at a steady rate with a few ms of jitter. Both readings
+the budget's own pure rules (rate/lanes.py: `free_after_answer`, `park`) as a
+discrete-event simulation: N lanes, each call sent when its lane is free, arriving after a
+random delay (uniform 0-150 ms, as the bench's jitter) and answered a few ms later; an
+outside user of the account calls at a steady rate with a few ms of jitter. Both readings
 of imgix's undocumented window are modelled (localdev/imgix_emulator/limits.py): sliding
 (at most N in any interval of the window's length) and fixed (N per aligned second).
 
-With the constants of control.py it reproduces figure 1's co-tenant row (about 0.83 of the
-capacity left, 2-3% 429s to the stack, near 20% to the outside user, sliding window) in a
-second, which makes it a cheap place to try a change before the bench. What it shows: on
-the sliding reading, an outside user at "1/s" with any jitter puts two calls into some
-1-second windows, so the capacity it leaves is 2 calls there, not 3; the fixed reading
-leaves 3, and the same rules reach 0.93-0.98 of it.
+Beside the lanes it runs what they replace, strict spacing at 0.90 and 0.95 of the limit,
+so that the table shows why: spaced sends meet the window whenever the delays vary, lanes
+never do, at about 1 / (1 + round trip) of the limit. With an outside user, the sliding
+reading leaves the stack two calls in some windows, not three (an outside user "at 1/s"
+with any jitter puts two calls into some seconds), and its calls meet 429s that alone
+they would not; the fixed reading leaves three.
 """
 
 from __future__ import annotations
@@ -30,22 +30,19 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers" / "common")]
 
-from imgix_autoadder.rate.budget import SPACING_MARGIN  # noqa: E402 - the layer, on the path
-from imgix_autoadder.rate.control import Throttle, after_429, interval_ms  # noqa: E402
+from imgix_autoadder.rate.lanes import Lane, Limit, free_after_answer, park  # noqa: E402
 
-ANSWER_MS = 20  # an environment reserves its next slot once the answer is back
+ANSWER_MS = 5  # imgix answers this long after a call arrives
 
 
 @dataclass(frozen=True)
 class Case:
+    scheme: str = "lanes"  # or "spaced 0.90", "spaced 0.95"
     outside_per_s: float = 0.0
     fixed_window: bool = False
-    jitter_ms: float = 5.0  # the stack's arrival jitter
+    jitter_ms: float = 150.0
     outside_jitter_ms: float = 5.0
-    calls: int = 200
-    environments: int = 3
-    limit: int = 4  # imgix's default class: 4 per second
-    window_ms: int = 1000
+    calls: int = 400
 
 
 @dataclass(frozen=True)
@@ -80,61 +77,75 @@ class Window:
 
 def run(case: Case, seed: int) -> Outcome:
     rng = random.Random(seed)
-    base = round(case.window_ms / (case.limit * SPACING_MARGIN))
-    window = Window(case.limit, case.window_ms, case.fixed_window)
-    throttle, next_ms = Throttle(), 0
-    # (arrival ms, who, slot ms): "stack" calls and the "outside" user's
-    arrivals: list[tuple[float, str, float]] = []
+    limit = Limit.per_second(4)
+    window = Window(limit.count, limit.window_ms, case.fixed_window)
+    lanes = {index: Lane() for index in range(limit.count)}
+    # (arrival ms, who, lane or -1): the stack's calls and the outside user's
+    events: list[tuple[float, str, int]] = []
+    spacing = 0.0 if case.scheme == "lanes" else 1000 / (4 * float(case.scheme.split()[1]))
 
-    def reserve(now_ms: int) -> None:
-        nonlocal next_ms
-        slot = max(now_ms, next_ms)
-        next_ms = slot + interval_ms(base, throttle, now_ms)
-        heapq.heappush(arrivals, (slot + rng.uniform(0, case.jitter_ms), "stack", slot))
+    next_slot = 0.0  # the spaced schemes' schedule: every call, retries too, takes a slot
 
-    for _ in range(case.environments):
-        reserve(0)
+    def send(lane: int, at: float) -> None:
+        nonlocal next_slot
+        if spacing:
+            at, next_slot = next_slot, next_slot + spacing
+        heapq.heappush(events, (at + rng.uniform(0, case.jitter_ms), "stack", lane))
+
+    for index in range(limit.count):
+        send(index, index * limit.spacing_ms)
     if case.outside_per_s:
         start = rng.uniform(0, 1000)
-        heapq.heappush(arrivals, (start + rng.uniform(0, case.outside_jitter_ms), "outside", start))
+        heapq.heappush(events, (start + rng.uniform(0, case.outside_jitter_ms), "outside", -1))
     done = refused = outside = outside_refused = 0
     first = last = 0.0
+    next_outside = 0.0
     while done < case.calls:
-        at, who, slot = heapq.heappop(arrivals)
+        at, who, lane = heapq.heappop(events)
         if who == "outside":
             outside += 1
             outside_refused += not window.take(at)
-            nxt = slot + 1000 / case.outside_per_s
-            heapq.heappush(arrivals, (nxt + rng.uniform(0, case.outside_jitter_ms), "outside", nxt))
+            next_outside = (next_outside or at) + 1000 / case.outside_per_s
+            jitter = rng.uniform(0, case.outside_jitter_ms)
+            heapq.heappush(events, (next_outside + jitter, "outside", -1))
             continue
+        answered = at + ANSWER_MS
         if window.take(at):
             done += 1
             first, last = (at if done == 1 else first), at
         else:
             refused += 1
-            raised = after_429(base, throttle, int(at) + ANSWER_MS, int(slot), next_ms)
-            throttle = raised or throttle
-        reserve(int(at) + ANSWER_MS)
+            if spacing == 0:
+                lanes[lane] = park(lanes, lane, int(at), limit) or lanes[lane]
+        if spacing:
+            send(lane, 0.0)
+            continue
+        lanes[lane] = Lane(
+            "", 0, free_after_answer(int(answered), limit), lanes[lane].parked_until_ms
+        )
+        ready = max(lanes[lane].free_ms, lanes[lane].parked_until_ms)
+        send(lane, ready)
     rate = (done - 1) / ((last - first) / 1000)
     return Outcome(
-        of_capacity=rate / (case.limit - case.outside_per_s),
+        of_capacity=rate / (limit.count - case.outside_per_s),
         stack_429_pct=100 * refused / (done + refused),
         outside_429_pct=100 * outside_refused / max(1, outside),
     )
 
 
 def main() -> None:
-    print("| outside user | window | / capacity left | 429s to the stack | to the outside user |")
-    print("| --- | --- | --- | --- | --- |")
-    for outside in (0.0, 1.0, 2.0):
-        for fixed in (False, True):
-            outcomes = [run(Case(outside, fixed), seed) for seed in range(8)]
-            print(
-                f"| {outside:g}/s | {'fixed' if fixed else 'sliding'} "
-                f"| {statistics.mean(o.of_capacity for o in outcomes):.3f} "
-                f"| {statistics.mean(o.stack_429_pct for o in outcomes):.1f}% "
-                f"| {statistics.mean(o.outside_429_pct for o in outcomes):.1f}% |"
-            )
+    print("| scheme | outside user | window | / capacity left | 429s to the stack | to it |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for scheme in ("lanes", "spaced 0.90", "spaced 0.95"):
+        for outside in (0.0, 1.0) if scheme == "lanes" else (0.0,):
+            for fixed in (False, True):
+                outcomes = [run(Case(scheme, outside, fixed), seed) for seed in range(8)]
+                print(
+                    f"| {scheme} | {outside:g}/s | {'fixed' if fixed else 'sliding'} "
+                    f"| {statistics.mean(o.of_capacity for o in outcomes):.3f} "
+                    f"| {statistics.mean(o.stack_429_pct for o in outcomes):.1f}% "
+                    f"| {statistics.mean(o.outside_429_pct for o in outcomes):.1f}% |"
+                )
 
 
 if __name__ == "__main__":
