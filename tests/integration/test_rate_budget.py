@@ -11,8 +11,15 @@ from typing import Any
 import boto3
 import pytest
 
-from imgix_autoadder.rate.budget import POLL_SPREAD_WINDOWS, POLL_WINDOWS, SharedRateLimiter
-from imgix_autoadder.rate.lanes import GUARD_MS, HOLD_S, LATE_ANSWER_S, LEASE_WINDOWS
+from imgix_autoadder.rate.budget import SharedRateLimiter
+from imgix_autoadder.rate.lanes import (
+    GUARD_MS,
+    HOLD_S,
+    LATE_ANSWER_S,
+    LEASE_WINDOWS,
+    POLL_SPREAD_WINDOWS,
+    POLL_WINDOWS,
+)
 from imgix_autoadder.rate.pacing import SlotTooLate
 from localdev.provision import RATE_BUDGET_TABLE, create_rate_budget_table
 
@@ -80,11 +87,12 @@ def test_callers_share_the_lanes_and_an_idle_process_gives_them_back(dynamodb: A
     with pytest.raises(SlotTooLate):  # every lane is leased to the first process
         second.acquire(max_wait_s=0.5)
     first.idle()  # its invocation ended: the lanes go back, with their exact free times
+    asked = clock.now
     second.acquire()
     # The soonest lane, one window after the answer to the first process's first call,
     # found at the second's next look at the item (it polls within half a window).
     free = sends[0] + ANSWER_S + 1.0 + GUARD_MS / 1000
-    assert free <= clock.now <= free + POLL_WINDOWS + POLL_SPREAD_WINDOWS
+    assert free <= clock.now <= max(free, asked) + POLL_WINDOWS + POLL_SPREAD_WINDOWS
     assert second.on_time()
 
 
@@ -97,7 +105,10 @@ def test_a_lane_further_than_the_caller_can_wait_is_not_taken(dynamodb: Any):
     with pytest.raises(SlotTooLate) as late:
         second.acquire(max_wait_s=1.0)
     assert late.value.wait_s > 1.0  # the first process's leases run for seconds yet
-    assert lanes_in_item(dynamodb) == held_before  # nothing was claimed for the refused call
+    after = lanes_in_item(dynamodb)
+    assert after.pop("w") == str(int(clock.now * 1000))  # it said it waits for a lane ...
+    after.pop("expires_at"), held_before.pop("expires_at")
+    assert after == held_before  # ... and claimed nothing for the refused call
 
 
 def test_the_backfill_takes_only_free_lanes_one_at_a_time(dynamodb: Any):
@@ -184,9 +195,10 @@ def test_an_unpaced_class_makes_no_aws_call(dynamodb: Any):
     assert budget.acquire() == 0.0 and budget.table.calls == 0
 
 
-def test_the_end_of_an_invocation_gives_the_lanes_back(dynamodb: Any):
-    """A Lambda environment is frozen when its handler returns: every handler's decorator
-    releases the lanes then, with their exact free times, instead of letting them lapse."""
+def test_the_end_of_an_invocation_gives_the_lanes_back_to_a_waiting_caller(dynamodb: Any):
+    """A Lambda environment is frozen when its handler returns: if a caller waits for a
+    lane, every handler's decorator releases the lanes then, with their exact free times,
+    instead of letting them lapse; if nobody does, the next invocation goes on with them."""
     from aws_lambda_powertools import Metrics
 
     from imgix_autoadder.core import invocation
@@ -196,16 +208,19 @@ def test_the_end_of_an_invocation_gives_the_lanes_back(dynamodb: Any):
     budget = limiter(dynamodb, clock)
     invocation.at_end(budget.idle)
 
-    sends: list[float] = []
-
     @imgix_calls_counted(Metrics(namespace="test"))
-    def handler() -> None:
-        sends.extend([call(budget, clock), call(budget, clock)])
+    def handler() -> list[float]:
+        return [call(budget, clock) for _ in range(4)]  # every lane held
 
     handler()
+    kept = lanes_in_item(dynamodb)
+    assert all(kept[name] != "0" for name in kept if name.startswith("u"))  # nobody waited
+    clock.now += 1.5
+    with pytest.raises(SlotTooLate):  # another caller finds no lane, and says so
+        limiter(dynamodb, clock).acquire(max_wait_s=0.1)
+    sends = handler()
     item = lanes_in_item(dynamodb)
     ours = [name[1:] for name, value in item.items() if name.startswith("h") and value]
-    assert len(ours) == 2 and all(item[f"u{lane}"] == "0" for lane in ours)
-    assert sorted(int(item[f"f{lane}"]) for lane in ours) == [
-        round((sent + ANSWER_S) * 1000) + 1000 + GUARD_MS for sent in sends
-    ]
+    assert len(ours) == 4 and all(item[f"u{lane}"] == "0" for lane in ours)
+    frees = sorted(int(item[f"f{lane}"]) for lane in ours)
+    assert frees == [int((sent + ANSWER_S) * 1000) + 1000 + GUARD_MS for sent in sends]

@@ -11,15 +11,18 @@ import pytest
 from imgix_autoadder.rate.lanes import (
     GUARD_MS,
     HOLD_S,
+    KEEP_IDLE_MS,
     LATE_ANSWER_S,
     OWN_TURN_LEAD_MS,
     STAGGER_S,
+    Held,
     Lane,
     Limit,
     claimable,
     free_after_answer,
     lease,
     park,
+    released_when_idle,
     soonest_claim,
 )
 
@@ -117,3 +120,16 @@ def test_a_429_parks_its_lane_then_probes_it_again():
     lanes[2] = second
     probing = claimable(lanes, T0 + HOLD_S * 1000 + 1, 2**62, "me")
     assert 1 in probing and 2 not in probing  # one probe at a time
+
+
+def test_an_ended_invocation_keeps_short_leases_unless_somebody_waits():
+    held = {
+        0: Held(T0 + 2000, T0 + 900),  # a default-class lease with 2 s to run
+        1: Held(T0 + 150_000, T0 + 60_000),  # a refresh lease with minutes to run
+        2: Held(T0 + 2000, T0 + 900, busy=True),  # (never: a call still out)
+    }
+    assert released_when_idle(held, T0, lambda now: False) == [1]
+    assert released_when_idle(held, T0, lambda now: True) == [0, 1]
+    # A kept lease holds a lane from a newcomer within its pacing wait (10 s by default).
+    assert DEFAULT.lease_ms <= KEEP_IDLE_MS
+    assert KEEP_IDLE_MS + LATE_ANSWER_S * 1000 + DEFAULT.window_ms < 10_000

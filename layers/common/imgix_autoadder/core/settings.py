@@ -165,10 +165,10 @@ class Settings:
         "RATE_BUDGET_TABLE", "", "the shared rate budget's table (empty: in-process pacing)"
     )
     imgix_account: str = setting(
-        "IMGIX_ACCOUNT", "default", "names the account's schedule in the budget table"
+        "IMGIX_ACCOUNT", "default", "names the account's lanes in the budget table"
     )
     rate_budget_idle_only: bool = setting(
-        "RATE_BUDGET_IDLE_ONLY", False, "only slots nobody else wants (the backfill)"
+        "RATE_BUDGET_IDLE_ONLY", False, "only lanes free now, one at a time (the backfill)"
     )
     direct_upload_limit_bytes: int = setting(
         "DIRECT_UPLOAD_LIMIT_BYTES",
@@ -233,7 +233,7 @@ class Settings:
     max_pacing_wait_s: float = setting(
         "MAX_PACING_WAIT_SECONDS",
         MAX_PACING_WAIT_S,
-        "a later pacing slot defers the record instead",
+        "a pacing wait longer than this defers the record",
         low=0.0,
     )
 

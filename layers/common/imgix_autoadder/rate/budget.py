@@ -1,23 +1,12 @@
 """One rate budget per imgix account and limit class, shared through DynamoDB by every
-caller: each indexer environment, the backfill, the upload functions, other stacks.
+caller (each indexer environment, the backfill, the upload functions, other stacks): the
+limit's lanes (rate/lanes.py, the design and its constants), leased by each process for
+the calls it has to make, in one item per account and class (rate/lane_table.py).
 
-imgix counts an account's requests per endpoint class ("API Rate Limits"). Pacers inside
-one process cannot see each other, so they either divide the limit in advance (and waste
-what idle environments do not use) or collide. Here the limit's N lanes (rate/lanes.py:
-a lane carries one call at a time and is free one window after its answer) live in one
-item per (account, class) (rate/lane_table.py), and a process leases the lanes it has
-calls for:
-
-- a lease is one conditional write, and so is its release: at the answer of the lease's
-  last call, or when the invocation ends (core/invocation.py), with the lane's exact free
-  time. Calls within a lease cost no DynamoDB call at all.
-- within a process, sends are spread window/N apart (no burst of N at once), and a call
-  waits for the soonest lane: one it holds, or one it can claim. One thread at a time
-  watches the item for lanes that others hold.
-- priority: a caller that only takes idle lanes (the backfill) claims only a lane that is
-  free now, holds at most one, and releases it after each call.
-- 429s: the stack alone cannot meet the window, so a 429 is an outside user's doing: the
-  lane that met it is parked for everyone (rate/lanes.py).
+Within a process, sends are spread window/N apart and a call waits for the soonest lane,
+one it holds or one it can claim; one thread at a time watches the item for lanes that
+others hold. A caller that only takes idle lanes (the backfill) claims only a lane that is
+free now, holds at most one and releases it after each call.
 """
 
 from __future__ import annotations
@@ -31,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from imgix_autoadder.rate.lane_table import LaneTable
 from imgix_autoadder.rate.lanes import (
+    POLL_SPREAD_WINDOWS,
+    POLL_WINDOWS,
     Held,
     Lane,
     Limit,
@@ -38,7 +29,9 @@ from imgix_autoadder.rate.lanes import (
     claimable,
     free_after_answer,
     lease,
+    leased_by_others,
     park,
+    released_when_idle,
     soonest_claim,
     soonest_use,
     spaced,
@@ -49,13 +42,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_LOST_RACES = 40
-# Waiters for a lane wake up to this share of a window after its lease ends, apart: the
-# first claims it, the others read that it is taken. Its next call waits for its free
-# time anyway, which is up to a window after the lease's end.
-POLL_SPREAD_WINDOWS = 0.2
-# A holder whose environment goes idle releases its lanes at once: waiters look again at
-# least this often (in windows), or the last events of a burst wait for a lease's end.
-POLL_WINDOWS = 0.5
 WAIT_STEP_S = 1.0  # a thread waiting for its own lanes' answers looks again at least this often
 
 
@@ -131,18 +117,20 @@ class SharedRateLimiter:
                     races += 1
                     if races > MAX_LOST_RACES:
                         raise SlotTooLate(self.interval_s)  # heavy contention: hand it back
-                    # Others saw the lane free too: step apart before the next try.
-                    spread = POLL_SPREAD_WINDOWS * self._limit.window_ms
+                    # Others saw the lane free too: step apart, and look again (a read is
+                    # cheaper than another lost write) before the next try.
+                    spread = POLL_WINDOWS * self._limit.window_ms
                     pause_s = random.uniform(0, min(spread, max(0, latest - now))) / 1000.0
                     self._sleep(pause_s)
                     held_back += pause_s
+                    self._remember(self.table.read())
                 continue
             self._wait_for_a_lane(now, latest, in_flight, held_at)
             held_back += max(0, self._now_ms() - now) / 1000.0
 
     def on_time(self) -> bool:
-        """The lane this thread was granted may still carry its call: its lease has not
-        ended. If not, the lane is given back unused and the caller acquires again."""
+        """Whether this thread's lane may still carry its call (its lease runs); if not, it
+        is given back unused and the caller acquires again."""
         lane = getattr(self._mine, "lane", None)
         if lane is None:
             return True
@@ -157,8 +145,8 @@ class SharedRateLimiter:
         return False
 
     def answered(self) -> None:
-        """This thread's call came back (an answer, or none): its lane is free one window
-        from now; the lease's last call releases the lane for everybody."""
+        """This thread's call is back (answered or not): its lane is free a window from now.
+        After the lease's last call it goes to whoever waits, or the lease is renewed."""
         lane = getattr(self._mine, "lane", None)
         if lane is None:
             return
@@ -174,22 +162,47 @@ class SharedRateLimiter:
             if done:
                 del self._held[lane]
             self._cond.notify_all()
-        if done:
+        if not done:
+            return
+        if self._idle_only or self._wanted(now, read=True):
             self._release(lane, held)
+            return
+        until, free = lease(now, held.ready_ms, self._limit)
+        renewed = Lane(self._me, until, free, 0, 0)
+        if self.table.write(lane, renewed, self._me, held.until_ms):
+            with self._cond:
+                self._lanes[lane] = renewed
+                self._held[lane] = Held(until, held.ready_ms)
+                self._cond.notify_all()
 
     def idle(self) -> None:
-        """The invocation is over: release the lanes held, with their exact free times,
-        rather than leave them to lapse while the environment is frozen."""
+        """The invocation is over: `released_when_idle` go back, rather than lapse."""
+        now = self._now_ms()
+        if not self._held or not (
+            going := released_when_idle(self._held, now, lambda at: self._wanted(at, True))
+        ):
+            return
         with self._cond:
-            idle = {index: held for index, held in self._held.items() if not held.busy}
-            for index in idle:
-                del self._held[index]
+            idle = {index: self._held.pop(index) for index in going if index in self._held}
         for index, held in idle.items():
             self._release(index, held)
 
+    def _say_waiting(self, now: int) -> None:
+        """Holding no lane while others lease theirs: say so (`w`, once a window at most)."""
+        with self._cond:
+            waits = not (self._idle_only or self._held) and leased_by_others(
+                self._lanes, now, self._me
+            )
+        if waits and now - self.table.wanted_ms > self._limit.window_ms:
+            self.table.want(now)  # holders give lanes back, instead of renewing them
+
+    def _wanted(self, now: int, read: bool = False) -> bool:  # did a caller find none lately?
+        if read:
+            self._remember(self.table.read())
+        return now - self.table.wanted_ms <= 2 * self._limit.window_ms
+
     def throttled(self) -> None:
-        """A 429 for this thread's last call: the account's window held an outside user's
-        calls too. Park that lane (rate/lanes.py), if it is still this process's."""
+        """A 429 for this thread's last call (an outside user's doing): park its lane."""
         lane = getattr(self._mine, "last", None)
         if lane is None:
             return
@@ -214,25 +227,21 @@ class SharedRateLimiter:
             del self._held[index]  # the item already says so
         return best_held(self._held, now, latest, self._sends, spacing)
 
-    def _grant(self, index: int, send_at: int) -> int:
-        """Under the lock: lane `index` carries this thread's call, sent at `send_at`."""
+    def _grant(self, index: int, send_at: int) -> int:  # under the lock
         self._held[index].busy = True
         self._sends.append(send_at)
         self._mine.lane = index
         return send_at
 
     def _best_claim(self, now: int, latest: int, held_at: int | None) -> int | None:
-        """Under the lock: a lane to claim, if one would carry the call sooner than the
-        held lanes can (by more than the write it costs)."""
+        """Under the lock: a lane to claim, if it would carry the call sooner than the held
+        lanes can (by more than the write it costs)."""
         if (self._idle_only and self._held) or self._claiming:
             return None  # one claim at a time (idle-only: one lane at a time)
-        others = {
-            index: lane
-            for index, lane in self._lanes.items()
-            if index not in self._held and index not in self._claiming
-        }
+        taken = self._held.keys() | self._claiming
+        others = {index: lane for index, lane in self._lanes.items() if index not in taken}
         usable_by = now if self._idle_only else latest
-        candidates = claimable(others, now, usable_by, self._me)
+        candidates = claimable(others, now, usable_by, self._me, self._wanted(now))
         if not candidates:
             return None
         first = candidates[0]
@@ -246,28 +255,21 @@ class SharedRateLimiter:
         return first
 
     def _wait_for_a_lane(self, now: int, latest: int, in_flight: bool, held_at: int | None) -> None:
-        """Nothing to take or claim now: wait for this process's calls on its lanes to
-        come back, or for another holder's lease (or a parked lane) to end, then look
-        again. SlotTooLate when nothing can come by `latest`."""
+        """Nothing to take or claim: wait for this process's answers, or read the item every
+        half window (holders release early), or SlotTooLate if nothing comes by `latest`."""
         with self._cond:
             others = {i: lane for i, lane in self._lanes.items() if i not in self._held}
-        change = soonest_claim(others, now, self._me)
-        if not in_flight:
-            if self._idle_only or change is None or change > latest:
-                soonest = soonest_use(others, self._me, held_at, now)
-                raise SlotTooLate(max(0, soonest - now) / 1000.0)
-        elif now >= latest:
+        contested = self._wanted(now)
+        change = soonest_claim(others, now, self._me, contested)
+        if not in_flight and (self._idle_only or change is None or change > latest):
+            self._say_waiting(now)
+            soonest = soonest_use(others, self._me, held_at, now, contested)
+            raise SlotTooLate(max(0, soonest - now) / 1000.0)
+        if in_flight and now >= latest:
             raise SlotTooLate(0.0)
-        until = latest if change is None else min(latest, change)
-        if not in_flight:
-            # A holder may release early (its environment went idle): look again within
-            # a window, not only when the leases end.
-            until = min(until, now + round(POLL_WINDOWS * self._limit.window_ms))
-        with self._cond:
-            # One thread of the process watches the item for the lanes others hold; the
-            # rest wait for it, or for an answer on this process's own lanes.
-            polls = not in_flight and not self._polling
-            if not polls:
+        until = min(latest, change or latest, now + round(POLL_WINDOWS * self._limit.window_ms))
+        with self._cond:  # one thread polls; the rest wait for it or for their own answers
+            if in_flight or self._polling:
                 self._cond.wait(timeout=max(0.001, min(WAIT_STEP_S, (until - now) / 1000.0)))
                 return
             self._polling = True
@@ -275,6 +277,7 @@ class SharedRateLimiter:
             spread = random.uniform(0, POLL_SPREAD_WINDOWS * self._limit.window_ms)
             self._sleep((until - now + spread) / 1000.0)
             self._remember(self.table.read())
+            self._say_waiting(self._now_ms())
         finally:
             with self._cond:
                 self._polling = False

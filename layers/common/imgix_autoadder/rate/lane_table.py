@@ -1,5 +1,6 @@
 """The shared budget's DynamoDB item: one per (account, limit class), every lane's holder,
-lease end, free time and parking (rate/lanes.py) as attributes `h0, u0, f0, p0, q0, h1, ...`.
+lease end, free time and parking (rate/lanes.py) as attributes `h0, u0, f0, p0, q0, h1, ...`,
+and `w`, when a caller last found no lane to claim.
 
 Every write is a conditional UpdateItem on one lane's attributes, so writers of different
 lanes never conflict, and a lost race returns the item (ReturnValuesOnConditionCheckFailure)
@@ -38,6 +39,7 @@ class LaneTable:
         self._lanes = lanes
         self._clock = clock
         self.write_ms = 0  # the UpdateItem round trip, averaged
+        self.wanted_ms = 0  # when a caller last found no lane (`w`), as last seen
         self.calls = 0
         self.writes = 0
 
@@ -96,6 +98,22 @@ class LaneTable:
             return False
         return True
 
+    def want(self, now: int) -> None:
+        """Say that a caller waits for a lane: holders give theirs back at the end of a
+        lease or an invocation instead of keeping them."""
+        self.calls += 1
+        self.writes += 1
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET w = :now, expires_at = :ttl",
+            ExpressionAttributeValues={
+                ":now": {"N": str(now)},
+                ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
+            },
+        )
+        self.wanted_ms = max(self.wanted_ms, now)
+
     def read(self) -> dict[int, Lane]:
         self.calls += 1
         item = self._ddb.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
@@ -105,6 +123,8 @@ class LaneTable:
         def number(name: str) -> int:
             return int(item.get(name, {}).get("N", 0))
 
+        if "w" in item:
+            self.wanted_ms = max(self.wanted_ms, number("w"))
         return {
             index: Lane(
                 item.get(f"h{index}", {}).get("S", ""),

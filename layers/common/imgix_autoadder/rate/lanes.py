@@ -11,11 +11,13 @@ call (0-150 ms here) brings five arrivals into one second at any spacing above 0
 limit. A lane's call waits for its predecessor's answer instead, so the stack loses one
 round trip per window (0.93 of the limit at a 75 ms mean round trip, 0.98 on loopback).
 
-Who holds a lane: a caller (one process) *leases* it with one conditional write, uses it
-for as many calls as fit in the lease, and *releases* it with its exact free time at the
-answer of its last call: about two DynamoDB writes per lease of LEASE_WINDOWS windows, well
-under one per imgix call. A process frozen mid-lease (a Lambda environment between
-invocations) writes nothing: its lane is free LATE_ANSWER_S after the lease, at worst.
+Who holds a lane: a caller (one process) *leases* it with one conditional write and uses
+it for as many calls as fit in the lease, with no DynamoDB call. At the lease's end, or
+when an invocation ends (core/invocation.py), it *releases* the lane, with its exact free
+time, if a caller has said it waits for one (the item's `w`); if nobody waits, it renews
+the lease instead (one write) or keeps it. A process frozen mid-lease (a Lambda
+environment between invocations) writes nothing: its lane is free LATE_ANSWER_S after the
+lease, at worst.
 
 imgix says nothing of who else uses the account. The stack alone never meets the window
 (above), so a 429 means an outside user (another application, a person in the dashboard)
@@ -30,16 +32,24 @@ one probe, not all, meets an outside user that is still there.
 The constants, and why:
 - GUARD_MS 5: clock skew between two environments' wall clocks (Lambda's are NTP-synced
   to well under 1 ms) and imgix's own rounding; 0.5% of a one-second window.
-- LEASE_WINDOWS 5: five calls per lease on a busy lane, two writes each lease (claim and
-  release): 0.4 writes per imgix call; short enough that another environment waiting for
-  a lane gets one within 5 s (the lease is never renewed: it is released and claimed
-  again, so waiters take their turn).
-- LATE_ANSWER_S 2: a call sent before its lease ends is answered within 2 s (imgix answers
-  in tens of ms); a later answer may meet the next holder's first call in one window, a
-  429 that is retried, nothing lost.
+- LEASE_WINDOWS 3: three calls per lease on a busy lane, one write to renew it (a third
+  of a write per imgix call alone; two writes when it changes hands). A lease kept at
+  the end of an invocation (nobody waiting) holds the lane from a newcomer for at most
+  this long plus LATE_ANSWER_S and a window: 4.5 s, well inside a caller's pacing wait.
+- KEEP_IDLE_MS 3000: at the end of an invocation, a lease with longer than this to run
+  is released even if nobody waits (refresh's: a kept lease of minutes would defer
+  everybody else's refreshes for minutes).
+- LATE_ANSWER_S 0.5: a call sent before its lease ends is answered within half a second
+  (imgix answers in tens of ms); a later answer may meet the next holder's first call in
+  one window, a 429 that is retried, nothing lost.
 - OWN_TURN_LEAD_MS 100: a lane's last holder may claim it again this long before it is
   free (the claim's write and a wake-up take tens of ms), after the others have had
   since the end of its lease.
+- POLL_WINDOWS 0.5, POLL_SPREAD_WINDOWS 0.2: a caller waiting for a lane held by others
+  reads the item every half window, plus up to a fifth at random (so that waiters for one
+  lane read apart: the first claims it, the others see it taken). A holder may release
+  at any time (its invocation ended), and the last events of a burst should not wait
+  for a lease's end. Its next call waits for the lane's free time anyway.
 - HOLD_S 45, STAGGER_S 10: one probe per 45 s while an outside user stays (about 1% of
   the stack's calls at 3/s); back at the full limit within 45 s of it leaving, and within
   a minute for two lanes' worth.
@@ -48,14 +58,18 @@ The constants, and why:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 GUARD_MS = 5
-LEASE_WINDOWS = 5
-LATE_ANSWER_S = 2.0
+LEASE_WINDOWS = 3
+LATE_ANSWER_S = 0.5
+KEEP_IDLE_MS = 3000
 HOLD_S = 45.0
 STAGGER_S = 10.0
 OWN_TURN_LEAD_MS = 100
+POLL_WINDOWS = 0.5
+POLL_SPREAD_WINDOWS = 0.2
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,18 @@ def best_held(
     return best, soonest
 
 
+def released_when_idle(
+    held: dict[int, Held], now_ms: int, wanted: Callable[[int], bool]
+) -> list[int]:
+    """The lanes a process gives back when its invocation ends: every idle one if somebody
+    waits for a lane (`wanted`, which may read the item), else those whose lease outlasts
+    KEEP_IDLE_MS; the rest its next invocation goes on with."""
+    idle = [index for index, lane in held.items() if not lane.busy]
+    if idle and wanted(now_ms):
+        return idle
+    return [index for index in idle if held[index].until_ms - now_ms > KEEP_IDLE_MS]
+
+
 def free_after_answer(answered_ms: int, limit: Limit) -> int:
     """When a lane whose last call was answered at `answered_ms` may carry the next."""
     return answered_ms + limit.window_ms + GUARD_MS
@@ -143,22 +169,25 @@ def lease(now_ms: int, free_ms: int, limit: Limit) -> tuple[int, int]:
     return until, until + round(LATE_ANSWER_S * 1000) + limit.window_ms + GUARD_MS
 
 
-def claimable_at(lane: Lane, me: str) -> int:
-    """When `me` may claim the lane: once nobody's lease runs and it is not parked. A lane
-    `me` released itself is left to the others until it is free (they were waiting for
-    their turn; it is `me`'s again if nobody was)."""
-    own_turn = lane.free_ms - OWN_TURN_LEAD_MS if lane.holder == me else 0
+def claimable_at(lane: Lane, me: str, contested: bool = True) -> int:
+    """When `me` may claim the lane: once nobody's lease runs and it is not parked. While
+    somebody waits for a lane (`contested`), a lane `me` released itself is left to the
+    others until it is free (they were waiting for their turn; it is `me`'s again if none
+    took it)."""
+    own_turn = lane.free_ms - OWN_TURN_LEAD_MS if contested and lane.holder == me else 0
     return max(lane.until_ms + 1, lane.parked_until_ms + 1, own_turn)
 
 
-def claimable(lanes: dict[int, Lane], now_ms: int, latest_ms: int, me: str) -> list[int]:
+def claimable(
+    lanes: dict[int, Lane], now_ms: int, latest_ms: int, me: str, contested: bool = True
+) -> list[int]:
     """Lanes `me` may claim now and use by `latest_ms`, soonest free first; among lanes
     free alike, each caller starts from its own (`me` hashed), so that callers arriving
     together ask for different lanes instead of racing for one."""
     usable = [
         index
         for index, lane in lanes.items()
-        if claimable_at(lane, me) <= now_ms and lane.free_ms <= latest_ms
+        if claimable_at(lane, me, contested) <= now_ms and lane.free_ms <= latest_ms
     ]
     start = zlib.crc32(me.encode())
     count = max(len(lanes), 1)
@@ -167,17 +196,27 @@ def claimable(lanes: dict[int, Lane], now_ms: int, latest_ms: int, me: str) -> l
     )
 
 
-def soonest_claim(lanes: dict[int, Lane], now_ms: int, me: str) -> int | None:
+def soonest_claim(
+    lanes: dict[int, Lane], now_ms: int, me: str, contested: bool = True
+) -> int | None:
     """When the next lane not claimable now may become so (None: none will)."""
-    times = [claimable_at(lane, me) for lane in lanes.values()]
+    times = [claimable_at(lane, me, contested) for lane in lanes.values()]
     later = [at for at in times if at > now_ms]
     return min(later) if later else None
 
 
-def soonest_use(lanes: dict[int, Lane], me: str, held_at: int | None, now_ms: int) -> int:
+def leased_by_others(lanes: dict[int, Lane], now_ms: int, me: str) -> bool:
+    """Whether a caller that finds no lane to claim waits on another's lease (and should
+    say so: the item's `w`), not only on its own lanes' windows."""
+    return any(lane.until_ms >= now_ms and lane.holder != me for lane in lanes.values())
+
+
+def soonest_use(
+    lanes: dict[int, Lane], me: str, held_at: int | None, now_ms: int, contested: bool = True
+) -> int:
     """When a call could be carried at the soonest: on a lane `me` may claim, once it is
     free, or on a held lane (`held_at`)."""
-    usable = [max(claimable_at(lane, me), lane.free_ms) for lane in lanes.values()]
+    usable = [max(claimable_at(lane, me, contested), lane.free_ms) for lane in lanes.values()]
     return min([*usable, *([held_at] if held_at is not None else [])], default=now_ms)
 
 
