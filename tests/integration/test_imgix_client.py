@@ -10,7 +10,7 @@ from imgix_autoadder.core.config import ConfigError, load_settings
 from imgix_autoadder.imgix.client import ImgixClient
 from imgix_autoadder.imgix.errors import ImgixError, ImgixNotFound, ImgixTransportError
 from imgix_autoadder.imgix.paths import encode_origin_path
-from imgix_autoadder.rate.pacing import Pacers
+from imgix_autoadder.rate.pacing import Pacers, RateLimiter
 from imgix_autoadder.sources.source_map import Source, SourceError, SourceMap
 from localdev.imgix_emulator import PUBLISHED_LIMITS, ImgixEmulator
 from tests.harness.world import API_KEY
@@ -190,29 +190,16 @@ def test_pacing_divides_the_published_limits_among_concurrent_environments():
     assert (settings.default_per_second, settings.refresh_per_minute) == pytest.approx((1.8, 4.5))
 
 
-class RecordingPacer:
+class RecordingPacer(RateLimiter):
     """Unpaced, but remembers what the client told it about each call."""
 
-    interval_s = 0.0
-
     def __init__(self) -> None:
+        super().__init__(0)
         self.late: list[float] = []
 
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
         self.late.append(late_s)
         return 0.0
-
-    def on_time(self) -> bool:
-        return True
-
-    def answered(self) -> None:
-        pass
-
-    def throttled(self) -> None:
-        pass
-
-    def idle(self) -> None:
-        pass
 
 
 def test_a_call_that_will_open_a_connection_tells_the_pacer(
