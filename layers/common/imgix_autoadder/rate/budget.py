@@ -178,9 +178,9 @@ class SharedRateLimiter:
     def idle(self) -> None:
         """The invocation is over: `released_when_idle` go back, rather than lapse."""
         now = self._now_ms()
-        if not self._held or not (
-            going := released_when_idle(self._held, now, lambda at: self._wanted(at, True))
-        ):
+        with self._cond:
+            snapshot = dict(self._held)  # (the item is read, if need be, outside the lock)
+        if not (going := released_when_idle(snapshot, now, lambda at: self._wanted(at, True))):
             return
         with self._cond:
             idle = {index: self._held.pop(index) for index in going if index in self._held}
