@@ -15,6 +15,7 @@ import json
 import queue
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,15 @@ def main() -> int:
     def count(what: str) -> int:  # the shared budget's DynamoDB calls (rate/lane_table.py)
         return sum(getattr(getattr(p, "table", None), what, 0) for p in pacers)
 
+    def writes_by() -> Counter[str]:  # the same, by kind: claim, lost, renew, release, ...
+        kinds: Counter[str] = Counter()
+        for pacer in pacers:
+            kinds.update(getattr(getattr(pacer, "table", None), "writes_by", {}))
+        return kinds
+
     budget_calls_at_start = count("calls")
     budget_writes_at_start = count("writes")
+    writes_by_at_start = writes_by()
     sqs = boto3.client("sqs")
     queue_url = os.environ["EVENTS_QUEUE_URL"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
@@ -121,7 +129,11 @@ def main() -> int:
     deleter.join()
     budget_calls = count("calls") - budget_calls_at_start
     budget_writes = count("writes") - budget_writes_at_start
-    report = {"budget_aws_calls": budget_calls, "budget_aws_writes": budget_writes}
+    report = {
+        "budget_aws_calls": budget_calls,
+        "budget_aws_writes": budget_writes,
+        "budget_aws_writes_by": dict(writes_by() - writes_by_at_start),
+    }
     print(json.dumps({**report, "invocations": invocations}), flush=True)
     return 0
 

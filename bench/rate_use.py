@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,12 @@ def figures(
             / case.events,
             "budget_dynamodb_writes_per_imgix_call": sum(r["budget_aws_writes"] for r in reports)
             / case.events,
+            "budget_dynamodb_writes_by_kind_per_imgix_call": {
+                kind: round(count / case.events, 3)
+                for kind, count in sum(
+                    (Counter(r.get("budget_aws_writes_by", {})) for r in reports), Counter()
+                ).items()
+            },
         }
     )
     return result
