@@ -6,6 +6,8 @@ one lane for everyone."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from typing import Any
 
 import boto3
@@ -17,6 +19,7 @@ from imgix_autoadder.rate.lanes import (
     HOLD_S,
     LATE_ANSWER_S,
     LEASE_WINDOWS,
+    ONE_CALL_SLACK_MS,
     POLL_SPREAD_WINDOWS,
     POLL_WINDOWS,
 )
@@ -77,7 +80,42 @@ def test_a_lane_waits_for_its_answer_plus_a_window_and_a_lease_costs_one_write(d
     # ... and each lane's next call one window after its answer: never five in a second.
     for first, fifth in zip(sends, sends[4:], strict=False):
         assert fifth - first >= 1.0 + ANSWER_S + GUARD_MS / 1000 - 1e-6
-    assert budget.table.calls == 4  # one conditional write per lane leased; none per call
+    # One conditional write per lane leased, none per call (and at most a read before each
+    # claim, on a view of the item older than FRESH_VIEW_MS: a read is cheaper than a lost race).
+    assert budget.table.writes_by == {"claim": 4}
+    assert budget.table.calls - budget.table.writes <= 4
+
+
+def test_a_claim_asks_whether_the_lane_is_free_now_not_at_its_call_s_later_send(dynamodb: Any):
+    """A claim for a call booked later (the process spreads its sends) is judged at the
+    claim's own time: judged at the send's, it would overtake a lease or a park that
+    ends in between."""
+    conditions: list[dict[str, Any]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def update_item(self, **request: Any) -> Any:
+            if "ConditionExpression" in request:
+                conditions.append(request["ExpressionAttributeValues"])
+            return dynamodb.update_item(**request)
+
+    clock = Clock()
+    budget = SharedRateLimiter(
+        Recording(),  # type: ignore[arg-type]
+        RATE_BUDGET_TABLE,
+        "acct",
+        "default",
+        4.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    claimed_at = int(clock.now * 1000)
+    budget.acquire()
+    budget.acquire()  # a second lane, for a send a quarter of a window later
+    assert clock.now * 1000 == pytest.approx(claimed_at + 250)
+    assert [int(values[":now"]["N"]) for values in conditions] == [claimed_at, claimed_at]
 
 
 def test_callers_share_the_lanes_and_an_idle_process_gives_them_back(dynamodb: Any):
@@ -102,11 +140,15 @@ def test_a_lane_further_than_the_caller_can_wait_is_not_taken(dynamodb: Any):
     for _ in range(4):
         call(first, clock)
     held_before = lanes_in_item(dynamodb)
+    asked = clock.now
     with pytest.raises(SlotTooLate) as late:
         second.acquire(max_wait_s=1.0)
     assert late.value.wait_s > 1.0  # the first process's leases run for seconds yet
+    # It waited its second (a holder may give a lane back early), said it waits ...
+    assert clock.now - asked == pytest.approx(1.0, abs=0.01)
     after = lanes_in_item(dynamodb)
-    assert after.pop("w") == str(int(clock.now * 1000))  # it said it waits for a lane ...
+    assert asked * 1000 <= int(after.pop("w")) <= clock.now * 1000
+    assert after.pop("wb") == second._me
     after.pop("expires_at"), held_before.pop("expires_at")
     assert after == held_before  # ... and claimed nothing for the refused call
 
@@ -224,3 +266,91 @@ def test_the_end_of_an_invocation_gives_the_lanes_back_to_a_waiting_caller(dynam
     assert len(ours) == 4 and all(item[f"u{lane}"] == "0" for lane in ours)
     frees = sorted(int(item[f"f{lane}"]) for lane in ours)
     assert frees == [int((sent + ANSWER_S) * 1000) + 1000 + GUARD_MS for sent in sends]
+
+
+def test_a_refresh_lane_is_leased_for_its_one_call_at_one_write_a_call(dynamodb: Any):
+    """Refresh's limit is 10 a minute: a lease of windows would hold a lane for minutes,
+    so each call leases one lane for itself (one write), and nothing gives it back."""
+    clock = Clock()
+    refresh = limiter(dynamodb, clock, limit_class="refresh", per_second=10 / 60)
+    first = call(refresh, clock)
+    # The process's next send is 6 s away (its sends are spread window/N apart): a caller
+    # that cannot wait so long claims no lane for a call it will not make.
+    with pytest.raises(SlotTooLate):
+        refresh.acquire(max_wait_s=1.0)
+    sends = [first] + [call(refresh, clock) for _ in range(9)]
+    assert [round(b - a, 3) for a, b in itertools.pairwise(sends)] == [6.0] * 9
+    refresh.idle()
+    assert refresh.table.writes_by == {"claim": 10}  # no release, renewal or unused claim
+    # The first lane is anybody's a window and a late answer's room after its one call.
+    other = limiter(dynamodb, clock, limit_class="refresh", per_second=10 / 60)
+    other.acquire()
+    one_call_lease_end = first + ONE_CALL_SLACK_MS / 1000
+    assert clock.now == pytest.approx(one_call_lease_end + LATE_ANSWER_S + 60 + GUARD_MS / 1000)
+    assert other.table.writes_by == {"claim": 1}
+
+
+def test_threads_of_several_processes_on_the_real_clock_never_put_five_sends_in_a_second(
+    dynamodb: Any,
+):
+    """Two processes with four threads each, on the wall clock and moto: every claim,
+    booking and hand-over between threads and processes runs for real. A lane's next send
+    waits for the previous answer plus a window, so no second holds five sends."""
+    sends: list[float] = []
+    failures: list[BaseException] = []
+
+    def invocation(budget: SharedRateLimiter) -> None:  # four threads, two calls each
+        def work() -> None:
+            try:
+                for _ in range(2):
+                    budget.acquire(max_wait_s=10.0)
+                    assert budget.on_time()
+                    sends.append(time.time())
+                    time.sleep(ANSWER_S)
+                    budget.answered()
+            except BaseException as exc:  # (a thread's failure fails the test)
+                failures.append(exc)
+
+        workers = [threading.Thread(target=work) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+        budget.idle()  # the invocation's end
+
+    processes = [
+        threading.Thread(
+            target=invocation,
+            args=(SharedRateLimiter(dynamodb, RATE_BUDGET_TABLE, "acct", "default", 4.0),),
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert not failures
+    sends.sort()
+    assert len(sends) == 16
+    assert all(b - a >= 1.0 for a, b in zip(sends, sends[4:], strict=False))
+
+
+def test_a_caller_holding_a_lane_leaves_the_lanes_given_back_to_one_that_holds_none(
+    dynamodb: Any,
+):
+    clock = Clock()
+    holder, first, second = (limiter(dynamodb, clock) for _ in range(3))
+    for _ in range(4):
+        call(holder, clock)  # every lane held
+    with pytest.raises(SlotTooLate):
+        first.acquire(max_wait_s=0.1)  # says it waits
+    clock.now += 3.1
+    with pytest.raises(SlotTooLate):
+        second.acquire(max_wait_s=0.1)  # says so too, once the first's word is 3 windows old
+    holder.idle()  # somebody waits: the four lanes go back
+    call(first, clock)  # first takes one ...
+    with pytest.raises(SlotTooLate):  # ... and, while second waits, not another
+        first.acquire(max_wait_s=0.5)
+    assert first.table.writes_by["claim"] == 1
+    call(second, clock)
+    assert second.table.writes_by["claim"] == 1

@@ -13,16 +13,22 @@ from imgix_autoadder.rate.lanes import (
     HOLD_S,
     KEEP_IDLE_MS,
     LATE_ANSWER_S,
+    ONE_CALL_SLACK_MS,
     OWN_TURN_LEAD_MS,
     STAGGER_S,
+    TURN_SPREAD_MS,
+    WANTED_WINDOWS,
     Held,
     Lane,
     Limit,
     claimable,
+    claimable_at,
     free_after_answer,
+    holds_none,
     lease,
     park,
     released_when_idle,
+    says_waiting_again_after,
     soonest_claim,
 )
 
@@ -89,13 +95,43 @@ def test_a_lane_is_claimable_once_nobody_leases_it_and_it_is_not_parked():
         2: Lane("", 0, T0 + 500, parked_until_ms=T0 + 9000),  # parked by a 429
         3: Lane("a", 0, T0 + 700),  # released by a, free in 700 ms
     }
-    assert claimable(lanes, T0, T0 + 5000, "b") == [3, 1]  # soonest free first
-    assert claimable(lanes, T0, T0 + 1000, "b") == [3]  # lane 1 is not usable in time
+    later = T0 + 2000 - OWN_TURN_LEAD_MS  # b's turns on lanes 1 and 3 have come
+    assert claimable(lanes, later, T0 + 5000, "b") == [3, 1]  # soonest free first
+    assert claimable(lanes, later, T0 + 1000, "b") == [3]  # lane 1 is not usable in time
+    # b's turn on lane 0 comes after a's lease and before the lane is free
+    assert T0 + 101 <= claimable_at(lanes[0], "b") < lanes[0].free_ms
+    assert soonest_claim(lanes, T0 - 1000, "b") == min(
+        claimable_at(lane, "b") for lane in lanes.values()
+    )
     # a held lanes 1 and 3 last: the others have until their free times to take their turn
     assert claimable(lanes, T0, T0 + 5000, "a") == []
     assert claimable(lanes, T0 + 700 - OWN_TURN_LEAD_MS, T0 + 5000, "a") == [3]
-    assert soonest_claim(lanes, T0, "b") == T0 + 101  # a's lease of lane 0 ends
     assert soonest_claim(lanes, T0, "a") == T0 + 700 - OWN_TURN_LEAD_MS  # its own turn
+
+
+def test_a_lane_given_back_early_is_claimed_by_each_waiter_at_its_own_turn_before_it_is_free():
+    released = Lane("a", 0, T0 + 1000)  # a gave it back at T0; free a window later
+    turns = [claimable_at(released, f"waiter-{n}") for n in range(10)]
+    earliest = T0 + 1000 - OWN_TURN_LEAD_MS - TURN_SPREAD_MS
+    assert all(earliest <= turn <= T0 + 1000 - OWN_TURN_LEAD_MS for turn in turns)
+    assert len(set(turns)) == len(turns)  # one after another, not all at once
+    # Its last holder's turn comes after every other's; a lane free already is anybody's.
+    assert claimable_at(released, "a") >= max(turns)
+    assert claimable_at(Lane("a", 0, T0 - 5000), "b") <= T0
+    # A waiter sleeps until its turn (soonest_claim), and reads the item before it claims.
+    assert soonest_claim({0: released}, T0, "waiter-0") == turns[0]
+    assert claimable({0: released}, turns[0], 2**62, "waiter-0") == [0]
+    assert claimable({0: released}, turns[0] - 1, 2**62, "waiter-0") == []
+
+
+def test_a_per_minute_limit_leases_a_lane_for_one_call():
+    refresh = Limit.per_second(10 / 60)
+    assert refresh.one_call_leases and not DEFAULT.one_call_leases
+    until, free = lease(T0, T0 - 5000, refresh, send_at_ms=T0 + 6000)
+    assert until == T0 + 6000 + ONE_CALL_SLACK_MS  # the planned send, and a little
+    assert free == until + LATE_ANSWER_S * 1000 + refresh.window_ms + GUARD_MS
+    assert (free - (T0 + 6000)) / refresh.window_ms < 1.02  # 1.3% of the window over an answer's
+    assert lease(T0, T0 + 500, DEFAULT, send_at_ms=T0 + 6000)[0] == T0 + 500 + DEFAULT.lease_ms
 
 
 def test_callers_arriving_together_ask_for_different_lanes_first():
@@ -133,3 +169,14 @@ def test_an_ended_invocation_keeps_short_leases_unless_somebody_waits():
     # A kept lease holds a lane from a newcomer within its pacing wait (10 s by default).
     assert DEFAULT.lease_ms <= KEEP_IDLE_MS
     assert KEEP_IDLE_MS + LATE_ANSWER_S * 1000 + DEFAULT.window_ms < 10_000
+
+
+def test_waiters_say_so_again_at_different_ages_of_the_last_word_and_name_themselves():
+    ages = {says_waiting_again_after(f"waiter-{n}", DEFAULT) for n in range(10)}
+    assert all(2 * DEFAULT.window_ms <= age < 3 * DEFAULT.window_ms for age in ages)
+    assert max(ages) < WANTED_WINDOWS * DEFAULT.window_ms  # said again before it goes stale
+    assert len(ages) > 5  # the first to write is read by the others before their turn
+    lanes = {0: Lane("a", T0 + 2000, T0 + 3505), 1: Lane("b", T0 - 10, T0 + 1495)}
+    assert not holds_none(lanes, "a", T0)  # a was served: it waits no more
+    assert holds_none(lanes, "b", T0)  # b's lease is over
+    assert not holds_none(lanes, "", T0)  # nobody said it waits

@@ -1,12 +1,10 @@
 """One rate budget per imgix account and limit class, shared through DynamoDB by every
-caller (each indexer environment, the backfill, the upload functions, other stacks): the
-limit's lanes (rate/lanes.py, the design and its constants), leased by each process for
-the calls it has to make, in one item per account and class (rate/lane_table.py).
-
-Within a process, sends are spread window/N apart and a call waits for the soonest lane,
-one it holds or one it can claim; one thread at a time watches the item for lanes that
-others hold. A caller that only takes idle lanes (the backfill) claims only a lane that is
-free now, holds at most one and releases it after each call.
+caller (indexer environments, backfill, uploads, other stacks): the limit's lanes
+(rate/lanes.py: the design, its constants), leased by each process for its calls, in one
+item per account and class (rate/lane_table.py). Within a process, sends are spread
+window/N apart; a call waits for the soonest lane, held or claimed for it; one thread at a
+time watches the item for lanes others hold. A caller that only takes idle lanes (the
+backfill) claims only a lane free now, holds at most one and releases it after each call.
 """
 
 from __future__ import annotations
@@ -18,30 +16,16 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from imgix_autoadder.rate import lanes as rules
 from imgix_autoadder.rate.lane_table import LaneTable
-from imgix_autoadder.rate.lanes import (
-    POLL_SPREAD_WINDOWS,
-    POLL_WINDOWS,
-    Held,
-    Lane,
-    Limit,
-    best_held,
-    claimable,
-    free_after_answer,
-    lease,
-    leased_by_others,
-    park,
-    released_when_idle,
-    soonest_claim,
-    soonest_use,
-    spaced,
-)
+from imgix_autoadder.rate.lanes import POLL_SPREAD_WINDOWS, POLL_WINDOWS, Held, Lane, Limit
 from imgix_autoadder.rate.pacing import SlotTooLate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_LOST_RACES = 40
+FRESH_VIEW_MS = 50  # a claim on an older view of the item reads it first (a lost race is a write)
 WAIT_STEP_S = 1.0  # a thread waiting for its own lanes' answers looks again at least this often
 
 
@@ -60,9 +44,8 @@ class SharedRateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._limit = Limit.per_second(per_second)
-        key = f"{account}#{limit_class}"
-        # Public: its counts of DynamoDB calls and writes are the bench's.
-        self.table = LaneTable(dynamodb, table, key, self._limit.count, clock)
+        key, count = f"{account}#{limit_class}", self._limit.count
+        self.table = LaneTable(dynamodb, table, key, count, clock)  # public: the bench counts
         self._idle_only = idle_only
         self._clock = clock
         self._sleep = sleep
@@ -86,45 +69,34 @@ class SharedRateLimiter:
         (a handshake) needs no room: a lane's next call waits for this one's answer."""
         if not self._limit.count:
             return 0.0
-        started = self._now_ms()
-        latest = started + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
+        latest = self._now_ms() + round(max_wait_s * 1000) if max_wait_s is not None else 2**62
         races, held_back = 0, 0.0  # lost races; seconds slept or waited (not DynamoDB's)
+        if not self.table.calls:  # the item, before a first claim: a read, not a lost race
+            self._remember(self.table.read())
         while True:
             now = self._now_ms()
             with self._cond:
                 best, held_at = self._best_held(now, latest)
                 choice = self._best_claim(now, latest, best[1] if best else None)
-                if best is not None and choice is None:
-                    send_at = self._grant(*best)
-                else:
-                    send_at = None
-                    if choice is not None:
-                        self._claiming.add(choice)
+                send_at = self._grant(*best) if best is not None and choice is None else None
                 # Another thread's claim, or a call on a held lane, will wake this one.
                 in_flight = bool(self._claiming) or any(h.busy for h in self._held.values())
-            if send_at is not None:
-                wait_s = max(0.0, (send_at - self._now_ms()) / 1000.0)
-                self._sleep(wait_s)
-                return held_back + wait_s
             if choice is not None:
-                try:
-                    won = self._claim(choice, now)
-                finally:
-                    with self._cond:
-                        self._claiming.discard(choice)
-                        self._cond.notify_all()
+                won, send_at = self._claim(choice[0], now, choice[1])
                 if not won:
                     races += 1
                     if races > MAX_LOST_RACES:
                         raise SlotTooLate(self.interval_s)  # heavy contention: hand it back
-                    # Others saw the lane free too: step apart, and look again (a read is
-                    # cheaper than another lost write) before the next try.
+                    # Others saw the lane free too (the item came back): step apart.
                     spread = POLL_WINDOWS * self._limit.window_ms
                     pause_s = random.uniform(0, min(spread, max(0, latest - now))) / 1000.0
                     self._sleep(pause_s)
                     held_back += pause_s
-                    self._remember(self.table.read())
-                continue
+                    continue
+            if send_at is not None:
+                wait_s = max(0.0, (send_at - self._now_ms()) / 1000.0)
+                self._sleep(wait_s)
+                return held_back + wait_s
             self._wait_for_a_lane(now, latest, in_flight, held_at)
             held_back += max(0, self._now_ms() - now) / 1000.0
 
@@ -135,10 +107,9 @@ class SharedRateLimiter:
         if lane is None:
             return True
         with self._cond:
-            held = self._held.get(lane)
-            if held is not None and self._now_ms() <= held.until_ms:
-                return True
-            if held is not None:
+            if (held := self._held.get(lane)) is not None:
+                if self._now_ms() <= held.until_ms:
+                    return True
                 held.busy = False
             self._mine.lane = None
             self._cond.notify_all()
@@ -157,19 +128,19 @@ class SharedRateLimiter:
             if held is None:
                 return
             held.busy = False
-            held.ready_ms = free_after_answer(now, self._limit)
+            held.ready_ms = rules.free_after_answer(now, self._limit)
             done = self._idle_only or held.ready_ms > held.until_ms
             if done:
                 del self._held[lane]
             self._cond.notify_all()
-        if not done:
-            return
+        if not done or self._limit.one_call_leases:
+            return  # (a one-call lease's lane is free by the item's word: no write)
         if self._idle_only or self._wanted(now, read=True):
             self._release(lane, held)
             return
-        until, free = lease(now, held.ready_ms, self._limit)
+        until, free = rules.lease(now, held.ready_ms, self._limit)
         renewed = Lane(self._me, until, free, 0, 0)
-        if self.table.write(lane, renewed, self._me, held.until_ms):
+        if self.table.write(lane, renewed, self._me, "renew", held.until_ms):
             with self._cond:
                 self._lanes[lane] = renewed
                 self._held[lane] = Held(until, held.ready_ms)
@@ -180,26 +151,25 @@ class SharedRateLimiter:
         now = self._now_ms()
         with self._cond:
             snapshot = dict(self._held)  # (the item is read, if need be, outside the lock)
-        if not (going := released_when_idle(snapshot, now, lambda at: self._wanted(at, True))):
-            return
+        going = rules.released_when_idle(snapshot, now, lambda at: self._wanted(at, True))
         with self._cond:
             idle = {index: self._held.pop(index) for index in going if index in self._held}
         for index, held in idle.items():
             self._release(index, held)
 
     def _say_waiting(self, now: int) -> None:
-        """Holding no lane while others lease theirs: say so (`w`, once a window at most)."""
+        """Holding no lane while others lease theirs: say so (`w`; not for one-call leases,
+        which nobody keeps)."""
         with self._cond:
-            waits = not (self._idle_only or self._held) and leased_by_others(
-                self._lanes, now, self._me
-            )
-        if waits and now - self.table.wanted_ms > self._limit.window_ms:
-            self.table.want(now)  # holders give lanes back, instead of renewing them
+            lanes, busy = dict(self._lanes), self._idle_only or bool(self._held)
+        if busy or self._limit.one_call_leases or not rules.leased_by_others(lanes, now, self._me):
+            return
+        self.table.want(now, rules.says_waiting_again_after(self._me, self._limit), self._me)
 
     def _wanted(self, now: int, read: bool = False) -> bool:  # did a caller find none lately?
         if read:
             self._remember(self.table.read())
-        return now - self.table.wanted_ms <= 2 * self._limit.window_ms
+        return self.table.wanted(now, self._limit.window_ms)
 
     def throttled(self) -> None:
         """A 429 for this thread's last call (an outside user's doing): park its lane."""
@@ -209,12 +179,12 @@ class SharedRateLimiter:
         self._remember(self.table.read())  # another environment may have parked a lane just now
         now = self._now_ms()
         with self._cond:
-            parked = park(self._lanes, lane, now, self._limit)
+            parked = rules.park(self._lanes, lane, now, self._limit)
             if parked is None:
                 return
             self._held.pop(lane, None)
             self._cond.notify_all()
-        if self.table.write(lane, parked, self._me):
+        if self.table.write(lane, parked, self._me, "park"):
             with self._cond:
                 self._lanes[lane] = parked
 
@@ -225,45 +195,53 @@ class SharedRateLimiter:
         self._sends = [at for at in self._sends if at > now - spacing]
         for index in [i for i, held in self._held.items() if held.until_ms < now and not held.busy]:
             del self._held[index]  # the item already says so
-        return best_held(self._held, now, latest, self._sends, spacing)
+        return rules.best_held(self._held, now, latest, self._sends, spacing)
 
-    def _grant(self, index: int, send_at: int) -> int:  # under the lock
-        self._held[index].busy = True
-        self._sends.append(send_at)
+    def _grant(self, index: int, send_at: int, booked: bool = False) -> int:  # under the lock
+        held = self._held[index]
+        held.busy = True
+        if not booked:
+            self._sends.append(send_at)
         self._mine.lane = index
-        return send_at
+        return max(send_at, held.ready_ms)
 
-    def _best_claim(self, now: int, latest: int, held_at: int | None) -> int | None:
-        """Under the lock: a lane to claim, if it would carry the call sooner than the held
-        lanes can (by more than the write it costs)."""
+    def _best_claim(self, now: int, latest: int, held_at: int | None) -> tuple[int, int] | None:
+        """Under the lock: a lane to claim and when it would carry this call (booked), if that
+        is by `latest` and sooner than the held lanes can (by more than the write it costs)."""
         if (self._idle_only and self._held) or self._claiming:
             return None  # one claim at a time (idle-only: one lane at a time)
+        waiter = self.table.wanted(now, self._limit.window_ms, but=self._me)
+        if self._held and waiter and rules.holds_none(self._lanes, self.table.wanted_by, now):
+            return None  # a caller with no lane waits: lanes given back are its turn
         taken = self._held.keys() | self._claiming
         others = {index: lane for index, lane in self._lanes.items() if index not in taken}
         usable_by = now if self._idle_only else latest
-        candidates = claimable(others, now, usable_by, self._me, self._wanted(now))
+        candidates = rules.claimable(others, now, usable_by, self._me, self._wanted(now))
         if not candidates:
             return None
         first = candidates[0]
-        claim_at = spaced(
-            max(now + self.table.write_ms, self._lanes[first].free_ms),
-            self._sends,
-            round(self._limit.spacing_ms),
-        )
-        if held_at is not None and held_at <= claim_at:
-            return None
-        return first
+        earliest = max(now + self.table.write_ms, self._lanes[first].free_ms)
+        claim_at = rules.spaced(earliest, self._sends, round(self._limit.spacing_ms))
+        if claim_at > latest or (held_at is not None and held_at <= claim_at):
+            return None  # (a lane claimed for a call that is not made would go back unused)
+        self._claiming.add(first)
+        self._sends.append(claim_at)
+        return first, claim_at
 
     def _wait_for_a_lane(self, now: int, latest: int, in_flight: bool, held_at: int | None) -> None:
         """Nothing to take or claim: wait for this process's answers, or read the item every
-        half window (holders release early), or SlotTooLate if nothing comes by `latest`."""
+        half window, or SlotTooLate if nothing comes by `latest`. Lanes others lease may come
+        back before their leases end (their invocations end, or a lease ends while this
+        caller waits): a caller waits for them until `latest`."""
         with self._cond:
             others = {i: lane for i, lane in self._lanes.items() if i not in self._held}
         contested = self._wanted(now)
-        change = soonest_claim(others, now, self._me, contested)
-        if not in_flight and (self._idle_only or change is None or change > latest):
+        change = rules.soonest_claim(others, now, self._me, contested)
+        early = rules.leased_by_others(others, now, self._me)
+        hopeless = change is None or now >= latest or (change > latest and not early)
+        if not in_flight and (self._idle_only or hopeless):
             self._say_waiting(now)
-            soonest = soonest_use(others, self._me, held_at, now, contested)
+            soonest = rules.soonest_use(others, self._me, held_at, now, contested)
             raise SlotTooLate(max(0, soonest - now) / 1000.0)
         if in_flight and now >= latest:
             raise SlotTooLate(0.0)
@@ -275,7 +253,7 @@ class SharedRateLimiter:
             self._polling = True
         try:
             spread = random.uniform(0, POLL_SPREAD_WINDOWS * self._limit.window_ms)
-            self._sleep((until - now + spread) / 1000.0)
+            self._sleep(min(until - now + spread, max(0, latest - now)) / 1000.0)  # by latest
             self._remember(self.table.read())
             self._say_waiting(self._now_ms())
         finally:
@@ -284,29 +262,43 @@ class SharedRateLimiter:
                 self._cond.notify_all()
 
     # -- the shared item ---------------------------------------------------------------------
-    def _claim(self, index: int, now: int) -> bool:
-        """Lease lane `index`; False when somebody else was quicker (the item came back)."""
+    def _claim(self, index: int, now: int, send_at: int) -> tuple[bool, int | None]:
+        """Lease lane `index` for this thread's call booked at `send_at`: whether it was won
+        (False: somebody else was quicker, and the item came back), and when to send."""
         with self._cond:
             assumed_free = self._lanes[index].free_ms
         if self._idle_only:
             assumed_free = min(assumed_free, now)
-        until, free = lease(now, assumed_free, self._limit)
-        won, before = self.table.claim(index, self._me, until, free, now, max(assumed_free, now))
-        self._remember(before)
-        if won:
+        until, free = rules.lease(now, assumed_free, self._limit, send_at)
+        won, granted = False, None
+        try:
+            if self._now_ms() - self.table.seen_ms > FRESH_VIEW_MS:  # read, not lose a race
+                self._remember(self.table.read())
+                if index not in rules.claimable({index: self._lanes[index]}, now, 2**62, self._me):
+                    return False, None
+            won, before = self.table.claim(
+                index, self._me, until, free, now, max(assumed_free, now)
+            )
+            self._remember(before)
+        finally:
             with self._cond:
-                old = before[index]
-                self._lanes[index] = Lane(self._me, until, free, old.parked_until_ms, 0)
-                self._held[index] = Held(until, max(now, old.free_ms))
+                self._claiming.discard(index)
+                if won:
+                    old = before[index]
+                    self._lanes[index] = Lane(self._me, until, free, old.parked_until_ms, 0)
+                    self._held[index] = Held(until, max(now, old.free_ms))
+                    granted = self._grant(index, send_at, booked=True)
+                elif send_at in self._sends:  # (a slow claim's booking may be pruned already)
+                    self._sends.remove(send_at)
                 self._cond.notify_all()
-        return won
+        return won, granted
 
     def _release(self, index: int, held: Held) -> None:
         """The lane is anybody's from `ready_ms` (its last call's answer plus a window)."""
         with self._cond:
             lane = self._lanes[index]
         released = Lane(self._me, 0, held.ready_ms, lane.parked_until_ms, lane.parked_at_ms)
-        if self.table.write(index, released, self._me, held.until_ms):
+        if self.table.write(index, released, self._me, "release", held.until_ms):
             with self._cond:
                 self._lanes[index] = released
 

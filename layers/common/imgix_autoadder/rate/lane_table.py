@@ -1,6 +1,6 @@
 """The shared budget's DynamoDB item: one per (account, limit class), every lane's holder,
 lease end, free time and parking (rate/lanes.py) as attributes `h0, u0, f0, p0, q0, h1, ...`,
-and `w`, when a caller last found no lane to claim.
+and `w` and `wb`, when a caller last found no lane to claim, and which.
 
 Every write is a conditional UpdateItem on one lane's attributes, so writers of different
 lanes never conflict, and a lost race returns the item (ReturnValuesOnConditionCheckFailure)
@@ -10,12 +10,13 @@ instead of costing a read.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imgix_autoadder.rate.lanes import Lane
+from imgix_autoadder.rate.lanes import WANTED_WINDOWS, Lane
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,8 +41,11 @@ class LaneTable:
         self._clock = clock
         self.write_ms = 0  # the UpdateItem round trip, averaged
         self.wanted_ms = 0  # when a caller last found no lane (`w`), as last seen
+        self.wanted_by = ""  # which (`wb`)
+        self.seen_ms = 0  # when the item was last seen whole (a read, or a claim's answer)
         self.calls = 0
         self.writes = 0
+        self.writes_by: Counter[str] = Counter()  # claim, lost, renew, release, park, want
 
     def claim(
         self, index: int, holder: str, until: int, free: int, now: int, assumed_free: int
@@ -67,13 +71,19 @@ class LaneTable:
             )
         except ClientError as exc:
             _only_condition_failures(exc)
+            self.writes_by["lost"] += 1
             item = exc.response.get("Item")
             return False, self.parse(item) if isinstance(item, dict) and item else self.read()
+        self.writes_by["claim"] += 1
         return True, self.parse(old.get("Attributes", {}))
 
-    def write(self, index: int, lane: Lane, holder: str, until: int | None = None) -> bool:
+    def write(
+        self, index: int, lane: Lane, holder: str, why: str, until: int | None = None
+    ) -> bool:
         """Set lane `index` to `lane` if `holder` still holds it (and, given `until`, by
-        that lease): False when somebody claimed it after the lease."""
+        that lease): False when somebody claimed it after the lease. `why` names the write
+        in `writes_by` (renew, release, park)."""
+        self.writes_by[why] += 1
         condition = "#h = :me" + (" AND #u = :until" if until is not None else "")
         values: dict[str, Any] = {
             ":holder": {"S": lane.holder},
@@ -98,21 +108,31 @@ class LaneTable:
             return False
         return True
 
-    def want(self, now: int) -> None:
-        """Say that a caller waits for a lane: holders give theirs back at the end of a
-        lease or an invocation instead of keeping them."""
+    def want(self, now: int, again_after_ms: int, holder: str) -> None:
+        """Say that `holder` waits for a lane, unless somebody did within `again_after_ms`:
+        holders give theirs back at the end of a lease or an invocation, not keep them."""
+        if now - self.wanted_ms <= again_after_ms:
+            return
         self.calls += 1
         self.writes += 1
+        self.writes_by["want"] += 1
         self._ddb.update_item(
             TableName=self._table,
             Key=self._key,
-            UpdateExpression="SET w = :now, expires_at = :ttl",
+            UpdateExpression="SET w = :now, wb = :me, expires_at = :ttl",
             ExpressionAttributeValues={
                 ":now": {"N": str(now)},
+                ":me": {"S": holder},
                 ":ttl": {"N": str(now // 1000 + ITEM_TTL_S)},
             },
         )
-        self.wanted_ms = max(self.wanted_ms, now)
+        self.wanted_ms, self.wanted_by = max(self.wanted_ms, now), holder
+
+    def wanted(self, now: int, window_ms: int, but: str = "") -> bool:
+        """Whether a caller (other than `but`) said it waits within WANTED_WINDOWS, as
+        last seen."""
+        recent = now - self.wanted_ms <= WANTED_WINDOWS * window_ms
+        return recent and not (but and self.wanted_by == but)
 
     def read(self) -> dict[int, Lane]:
         self.calls += 1
@@ -123,8 +143,9 @@ class LaneTable:
         def number(name: str) -> int:
             return int(item.get(name, {}).get("N", 0))
 
-        if "w" in item:
-            self.wanted_ms = max(self.wanted_ms, number("w"))
+        self.seen_ms = round(self._clock() * 1000)
+        if "w" in item and number("w") >= self.wanted_ms:
+            self.wanted_ms, self.wanted_by = number("w"), item.get("wb", {}).get("S", "")
         return {
             index: Lane(
                 item.get(f"h{index}", {}).get("S", ""),

@@ -32,24 +32,42 @@ one probe, not all, meets an outside user that is still there.
 The constants, and why:
 - GUARD_MS 5: clock skew between two environments' wall clocks (Lambda's are NTP-synced
   to well under 1 ms) and imgix's own rounding; 0.5% of a one-second window.
-- LEASE_WINDOWS 3: three calls per lease on a busy lane, one write to renew it (a third
-  of a write per imgix call alone; two writes when it changes hands). A lease kept at
-  the end of an invocation (nobody waiting) holds the lane from a newcomer for at most
-  this long plus LATE_ANSWER_S and a window: 4.5 s, well inside a caller's pacing wait.
-- KEEP_IDLE_MS 3000: at the end of an invocation, a lease with longer than this to run
-  is released even if nobody waits (refresh's: a kept lease of minutes would defer
-  everybody else's refreshes for minutes).
+- LEASE_WINDOWS 4: four calls per lease on a busy lane, one write to renew it (a quarter
+  of a write per imgix call alone), two when it changes hands (a release and a claim:
+  with ten environments, where lanes change hands at every lease's end, three windows
+  cost 1.3 writes per call). A lease kept at the end of an invocation (nobody waiting)
+  holds the lane from a newcomer for at most this long plus LATE_ANSWER_S and a window,
+  5.5 s, and six waiters for four lanes wait about 6 s: inside a caller's 10 s pacing wait.
+- KEEP_IDLE_MS 4000: at the end of an invocation, a lease with longer than this to run
+  is released even if nobody waits (none is now: refresh's leases are for one call).
 - LATE_ANSWER_S 0.5: a call sent before its lease ends is answered within half a second
   (imgix answers in tens of ms); a later answer may meet the next holder's first call in
   one window, a 429 that is retried, nothing lost.
 - OWN_TURN_LEAD_MS 100: a lane's last holder may claim it again this long before it is
   free (the claim's write and a wake-up take tens of ms), after the others have had
   since the end of its lease.
+- TURN_SPREAD_MS 800: a lane given back before it is free (a release, a lapsed lease)
+  is claimed by each other caller at its own turn, in the 0.8 s before OWN_TURN_LEAD_MS
+  before the lane is free (its id and the free time hashed; a released default-class lane
+  is free a window after its last answer, so this is the room there is): the waiters, who
+  all read the same item, claim one after another, each reading before its turn's claim,
+  instead of all at once. A lost race is a write: with ten environments, a lane given back
+  was raced for about once per claim. (Wider would let a waiter claim a lane free later
+  than another whose turn comes after.)
+- ONE_CALL_SLACK_MS 250: a per-minute limit's lane (refresh) is leased for one call, sent
+  within this of its planned time: one write per call, none to give it back (a lease of
+  windows would hold it for minutes); the lane is free LATE_ANSWER_S and a window after,
+  0.75 s later than its answer would allow, 1.3% of its window.
 - POLL_WINDOWS 0.5, POLL_SPREAD_WINDOWS 0.2: a caller waiting for a lane held by others
   reads the item every half window, plus up to a fifth at random (so that waiters for one
   lane read apart: the first claims it, the others see it taken). A holder may release
   at any time (its invocation ended), and the last events of a burst should not wait
   for a lease's end. Its next call waits for the lane's free time anyway.
+- WANTED_WINDOWS 4, said again after 2-3 windows: a caller that waits says so (`w`, and
+  which caller: `wb`) once the last word is between two and three windows old (its id
+  hashed, so that the waiters, reading the item at different times, do not all write at
+  once), and holders take it as said for 4 windows, a lease: whoever's lease ends while
+  somebody waits gives the lane back. About one write per 2.5 windows however many wait.
 - HOLD_S 45, STAGGER_S 10: one probe per 45 s while an outside user stays (about 1% of
   the stack's calls at 3/s); back at the full limit within 45 s of it leaving, and within
   a minute for two lanes' worth.
@@ -62,12 +80,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 GUARD_MS = 5
-LEASE_WINDOWS = 3
+LEASE_WINDOWS = 4
 LATE_ANSWER_S = 0.5
-KEEP_IDLE_MS = 3000
+KEEP_IDLE_MS = 4000
 HOLD_S = 45.0
 STAGGER_S = 10.0
 OWN_TURN_LEAD_MS = 100
+WANTED_WINDOWS = 4
+TURN_SPREAD_MS = 800
+ONE_CALL_SLACK_MS = 250
 POLL_WINDOWS = 0.5
 POLL_SPREAD_WINDOWS = 0.2
 
@@ -95,6 +116,11 @@ class Limit:
     @property
     def lease_ms(self) -> int:
         return LEASE_WINDOWS * self.window_ms
+
+    @property
+    def one_call_leases(self) -> bool:
+        """A per-minute limit's lane is leased for one call at a time (ONE_CALL_SLACK_MS)."""
+        return self.window_ms >= 60_000
 
 
 @dataclass(frozen=True)
@@ -162,20 +188,28 @@ def free_after_answer(answered_ms: int, limit: Limit) -> int:
     return answered_ms + limit.window_ms + GUARD_MS
 
 
-def lease(now_ms: int, free_ms: int, limit: Limit) -> tuple[int, int]:
-    """A new lease's (until, free): it starts when the lane is free, and, unreleased, the
-    lane is free again LATE_ANSWER_S after its last send could have been answered."""
-    until = max(now_ms, free_ms) + limit.lease_ms
+def lease(now_ms: int, free_ms: int, limit: Limit, send_at_ms: int = 0) -> tuple[int, int]:
+    """A new lease's (until, free): it starts when the lane is free (a one-call lease: at
+    its call's planned send, `send_at_ms`), and, unreleased, the lane is free again
+    LATE_ANSWER_S after its last send could have been answered."""
+    if limit.one_call_leases:
+        until = max(now_ms, free_ms, send_at_ms) + ONE_CALL_SLACK_MS
+    else:
+        until = max(now_ms, free_ms) + limit.lease_ms
     return until, until + round(LATE_ANSWER_S * 1000) + limit.window_ms + GUARD_MS
 
 
 def claimable_at(lane: Lane, me: str, contested: bool = True) -> int:
-    """When `me` may claim the lane: once nobody's lease runs and it is not parked. While
-    somebody waits for a lane (`contested`), a lane `me` released itself is left to the
-    others until it is free (they were waiting for their turn; it is `me`'s again if none
-    took it)."""
-    own_turn = lane.free_ms - OWN_TURN_LEAD_MS if contested and lane.holder == me else 0
-    return max(lane.until_ms + 1, lane.parked_until_ms + 1, own_turn)
+    """When `me` may claim the lane: once nobody's lease runs and it is not parked, and
+    from `me`'s turn before it is free (TURN_SPREAD_MS). While somebody waits for a lane
+    (`contested`), a lane `me` released itself is left to the others until it is free
+    (they were waiting for their turn; it is `me`'s again if none took it)."""
+    if contested and lane.holder == me:
+        turn = lane.free_ms - OWN_TURN_LEAD_MS
+    else:
+        ahead = zlib.crc32(f"{me}:{lane.free_ms}".encode()) % TURN_SPREAD_MS
+        turn = lane.free_ms - OWN_TURN_LEAD_MS - ahead
+    return max(lane.until_ms + 1, lane.parked_until_ms + 1, turn)
 
 
 def claimable(
@@ -203,6 +237,18 @@ def soonest_claim(
     times = [claimable_at(lane, me, contested) for lane in lanes.values()]
     later = [at for at in times if at > now_ms]
     return min(later) if later else None
+
+
+def says_waiting_again_after(me: str, limit: Limit) -> int:
+    """How old `w` may be before `me`, still waiting, writes it again: 2-3 windows."""
+    return 2 * limit.window_ms + zlib.crc32(me.encode()) % limit.window_ms
+
+
+def holds_none(lanes: dict[int, Lane], who: str, now_ms: int) -> bool:
+    """Whether the caller `who` (the last to say it waits) holds no lane in `lanes`."""
+    return bool(who) and not any(
+        lane.holder == who and lane.until_ms >= now_ms for lane in lanes.values()
+    )
 
 
 def leased_by_others(lanes: dict[int, Lane], now_ms: int, me: str) -> bool:
