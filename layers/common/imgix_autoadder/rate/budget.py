@@ -265,17 +265,16 @@ class SharedRateLimiter:
     def _claim(self, index: int, now: int, send_at: int) -> tuple[bool, int | None]:
         """Lease lane `index` for this thread's call booked at `send_at`: whether it was won
         (False: somebody else was quicker, and the item came back), and when to send."""
-        with self._cond:
-            assumed_free = self._lanes[index].free_ms
-        if self._idle_only:
-            assumed_free = min(assumed_free, now)
-        until, free = rules.lease(now, assumed_free, self._limit, send_at)
         won, granted = False, None
         try:
             if self._now_ms() - self.table.seen_ms > FRESH_VIEW_MS:  # read, not lose a race
                 self._remember(self.table.read())
-                if index not in rules.claimable({index: self._lanes[index]}, now, 2**62, self._me):
-                    return False, None
+            with self._cond:
+                lane = self._lanes[index]
+            if index not in rules.claimable({index: lane}, now, 2**62, self._me, self._wanted(now)):
+                return False, None
+            assumed_free = min(lane.free_ms, now) if self._idle_only else lane.free_ms
+            until, free = rules.lease(now, assumed_free, self._limit, send_at)
             won, before = self.table.claim(
                 index, self._me, until, free, now, max(assumed_free, now)
             )
