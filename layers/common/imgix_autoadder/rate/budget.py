@@ -287,6 +287,8 @@ class SharedRateLimiter:
                     self._lanes[index] = Lane(self._me, until, free, old.parked_until_ms, 0)
                     self._held[index] = Held(until, max(now, old.free_ms))
                     granted = self._grant(index, send_at, booked=True)
+                    if granted != send_at and send_at in self._sends:  # (a later free time)
+                        self._sends[self._sends.index(send_at)] = granted
                 elif send_at in self._sends:  # (a slow claim's booking may be pruned already)
                     self._sends.remove(send_at)
                 self._cond.notify_all()
