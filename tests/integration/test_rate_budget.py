@@ -354,3 +354,72 @@ def test_a_caller_holding_a_lane_leaves_the_lanes_given_back_to_one_that_holds_n
     assert first.table.writes_by["claim"] == 1
     call(second, clock)
     assert second.table.writes_by["claim"] == 1
+
+
+def test_an_invocation_that_ends_with_nobody_waiting_keeps_even_a_just_renewed_lease(
+    dynamodb: Any,
+):
+    """Giving a lane back with nobody waiting costs a write, and the next invocation a claim
+    before its first call."""
+    clock = Clock()
+    budget = limiter(dynamodb, clock, per_second=1.0)
+    for _ in range(LEASE_WINDOWS):  # the lease's last call renews it, for a lease from now
+        call(budget, clock)
+    budget.idle()
+    assert budget.table.writes_by == {"claim": 1, "renew": 1}
+    assert call(budget, clock) == pytest.approx(clock.now - ANSWER_S)
+    assert budget.table.writes_by == {"claim": 1, "renew": 1}
+
+
+def test_a_thread_waits_for_its_process_s_claim_in_flight_rather_than_take_a_later_held_slot(
+    dynamodb: Any,
+):
+    """One claim at a time per process: a call that a claim would carry sooner than the
+    lanes the process holds waits for the claim in flight, then claims a lane of its own."""
+    entered, proceed = threading.Event(), threading.Event()
+    gate = {"armed": False}
+
+    class Gated:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def update_item(self, **request: Any) -> Any:
+            claim = "attribute_not_exists(#u)" in request.get("ConditionExpression", "")
+            if gate["armed"] and claim:
+                gate["armed"] = False
+                entered.set()
+                proceed.wait(timeout=10)
+            return dynamodb.update_item(**request)
+
+    clock = Clock()
+    budget = SharedRateLimiter(
+        Gated(),  # type: ignore[arg-type]
+        RATE_BUDGET_TABLE,
+        "acct",
+        "default",
+        3.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    first_send = call(budget, clock)  # one lane held, free again a window after its answer
+    first_lane = budget._mine.last
+    gate["armed"] = True
+    lanes: dict[str, int] = {}
+    sends: dict[str, float] = {}
+
+    def acquire(name: str) -> None:
+        budget.acquire()
+        lanes[name], sends[name] = budget._mine.lane, clock.now
+
+    claiming = threading.Thread(target=acquire, args=("claiming",))
+    claiming.start()
+    assert entered.wait(timeout=10)  # its claim is in flight
+    waiting = threading.Thread(target=acquire, args=("waiting",))
+    waiting.start()
+    time.sleep(0.2)  # (the waiting thread looks, and waits for the claim)
+    proceed.set()
+    claiming.join(timeout=10)
+    waiting.join(timeout=10)
+    assert len({first_lane, lanes["claiming"], lanes["waiting"]}) == 3
+    assert sends["waiting"] < first_send + ANSWER_S + 1.0  # before the held lane is free
+    assert budget.table.writes_by == {"claim": 3}

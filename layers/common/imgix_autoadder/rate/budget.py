@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MAX_LOST_RACES = 40
 FRESH_VIEW_MS = 50  # a claim on an older view of the item reads it first (a lost race is a write)
+AFTER_THE_CLAIM = (-1, -1)  # a claim would carry this call sooner, once the one in flight is done
 WAIT_STEP_S = 1.0  # a thread waiting for its own lanes' answers looks again at least this often
 
 
@@ -77,8 +78,9 @@ class SharedRateLimiter:
             now = self._now_ms()
             with self._cond:
                 best, held_at = self._best_held(now, latest)
-                choice = self._best_claim(now, latest, best[1] if best else None)
-                send_at = self._grant(*best) if best is not None and choice is None else None
+                claim = self._best_claim(now, latest, best[1] if best else None)
+                choice = None if claim == AFTER_THE_CLAIM else claim  # (whose end wakes this)
+                send_at = self._grant(*best) if best is not None and claim is None else None
                 # Another thread's claim, or a call on a held lane, will wake this one.
                 in_flight = bool(self._claiming) or any(h.busy for h in self._held.values())
             if choice is not None:
@@ -151,7 +153,9 @@ class SharedRateLimiter:
         now = self._now_ms()
         with self._cond:
             snapshot = dict(self._held)  # (the item is read, if need be, outside the lock)
-        going = rules.released_when_idle(snapshot, now, lambda at: self._wanted(at, True))
+        going = rules.released_when_idle(
+            snapshot, now, lambda at: self._wanted(at, True), self._limit
+        )
         with self._cond:
             idle = {index: self._held.pop(index) for index in going if index in self._held}
         for index, held in idle.items():
@@ -207,9 +211,10 @@ class SharedRateLimiter:
 
     def _best_claim(self, now: int, latest: int, held_at: int | None) -> tuple[int, int] | None:
         """Under the lock: a lane to claim and when it would carry this call (booked), if that
-        is by `latest` and sooner than the held lanes can (by more than the write it costs)."""
-        if (self._idle_only and self._held) or self._claiming:
-            return None  # one claim at a time (idle-only: one lane at a time)
+        is by `latest` and sooner than the held lanes can (by more than the write it costs);
+        AFTER_THE_CLAIM if another's claim is in flight (one at a time): wait, not book later."""
+        if self._idle_only and (self._held or self._claiming):
+            return None  # idle-only: one lane at a time
         waiter = self.table.wanted(now, self._limit.window_ms, but=self._me)
         if self._held and waiter and rules.holds_none(self._lanes, self.table.wanted_by, now):
             return None  # a caller with no lane waits: lanes given back are its turn
@@ -224,6 +229,8 @@ class SharedRateLimiter:
         claim_at = rules.spaced(earliest, self._sends, round(self._limit.spacing_ms))
         if claim_at > latest or (held_at is not None and held_at <= claim_at):
             return None  # (a lane claimed for a call that is not made would go back unused)
+        if self._claiming:
+            return AFTER_THE_CLAIM
         self._claiming.add(first)
         self._sends.append(claim_at)
         return first, claim_at
