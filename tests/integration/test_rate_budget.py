@@ -102,15 +102,7 @@ def test_a_claim_asks_whether_the_lane_is_free_now_not_at_its_call_s_later_send(
             return dynamodb.update_item(**request)
 
     clock = Clock()
-    budget = SharedRateLimiter(
-        Recording(),  # type: ignore[arg-type]
-        RATE_BUDGET_TABLE,
-        "acct",
-        "default",
-        4.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    budget = limiter(Recording(), clock)
     claimed_at = int(clock.now * 1000)
     budget.acquire()
     budget.acquire()  # a second lane, for a send a quarter of a window later
@@ -392,15 +384,7 @@ def test_a_thread_waits_for_its_process_s_claim_in_flight_rather_than_take_a_lat
             return dynamodb.update_item(**request)
 
     clock = Clock()
-    budget = SharedRateLimiter(
-        Gated(),  # type: ignore[arg-type]
-        RATE_BUDGET_TABLE,
-        "acct",
-        "default",
-        3.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    budget = limiter(Gated(), clock, per_second=3.0)
     first_send = call(budget, clock)  # one lane held, free again a window after its answer
     first_lane = budget._mine.last
     gate["armed"] = True
