@@ -153,9 +153,7 @@ class SharedRateLimiter:
         now = self._now_ms()
         with self._cond:
             snapshot = dict(self._held)  # (the item is read, if need be, outside the lock)
-        going = rules.released_when_idle(
-            snapshot, now, lambda at: self._wanted(at, True), self._limit
-        )
+        going = rules.released_when_idle(snapshot, now, lambda at: self._wanted(at, True))
         with self._cond:
             idle = {index: self._held.pop(index) for index in going if index in self._held}
         for index, held in idle.items():

@@ -38,9 +38,9 @@ The constants, and why:
   cost 1.3 writes per call). A lease kept at the end of an invocation (nobody waiting)
   holds the lane from a newcomer for at most this long, a window (it may have just been
   renewed), LATE_ANSWER_S and a window, 6.5 s: inside a caller's 10 s pacing wait.
-- Limit.keep_idle_ms, a lease and a window (5 s): at the end of an invocation with nobody
-  waiting, a process keeps every lease the budget makes, even one just renewed (a lease
-  from a window after its last answer). Giving them back cost a write each, and its next
+- Kept leases: at the end of an invocation with nobody waiting, a process keeps every
+  lease, even one just renewed (a lease from a window after its last answer, 5 s).
+  Giving them back cost a write each, and its next
   invocation a claim each before its first calls: a purge burst in one environment lost
   about 0.2 s of every 1.3 s batch to it, and spent 0.6 writes a call, not 0.27.
 - LATE_ANSWER_S 0.5: a call sent before its lease ends is answered within half a second
@@ -120,12 +120,6 @@ class Limit:
         return LEASE_WINDOWS * self.window_ms
 
     @property
-    def keep_idle_ms(self) -> int:
-        """The longest lease a process keeps when its invocation ends with nobody waiting:
-        one just renewed (a lease from a window after its last answer)."""
-        return self.lease_ms + self.window_ms + GUARD_MS
-
-    @property
     def one_call_leases(self) -> bool:
         """A per-minute limit's lane is leased for one call at a time (ONE_CALL_SLACK_MS)."""
         return self.window_ms >= 60_000
@@ -180,15 +174,13 @@ def best_held(
 
 
 def released_when_idle(
-    held: dict[int, Held], now_ms: int, wanted: Callable[[int], bool], limit: Limit
+    held: dict[int, Held], now_ms: int, wanted: Callable[[int], bool]
 ) -> list[int]:
     """The lanes a process gives back when its invocation ends: every idle one if somebody
-    waits for a lane (`wanted`, which may read the item), else those whose lease outlasts
-    `limit.keep_idle_ms` (none the budget makes); the rest its next invocation goes on with."""
+    waits for a lane (`wanted`, which may read the item), else none (its next invocation
+    goes on with them)."""
     idle = [index for index, lane in held.items() if not lane.busy]
-    if idle and wanted(now_ms):
-        return idle
-    return [index for index in idle if held[index].until_ms - now_ms > limit.keep_idle_ms]
+    return idle if idle and wanted(now_ms) else []
 
 
 def free_after_answer(answered_ms: int, limit: Limit) -> int:
