@@ -409,3 +409,95 @@ def test_a_thread_waits_for_its_process_s_claim_in_flight_rather_than_take_a_lat
     assert len({first_lane, lanes["claiming"], lanes["waiting"]}) == 3
     assert sends["waiting"] < first_send + ANSWER_S + 1.0  # before the held lane is free
     assert budget.table.writes_by == {"claim": 3}
+
+
+def test_an_invocation_that_ends_with_its_queue_drained_gives_its_lanes_to_those_still_working(
+    dynamodb: Any,
+):
+    """A burst's tail: an environment whose batch was the last in the queue gives its
+    idle lanes back while another still works; alone, or with more to come, it keeps them."""
+    clock = Clock()
+    mine, other = limiter(dynamodb, clock), limiter(dynamodb, clock)
+    call(other, clock)  # another environment still works on a lane of its own
+    for _ in range(3):
+        call(mine, clock)
+    asked: list[bool] = []
+
+    def queue(drained: bool) -> Any:
+        return lambda: asked.append(drained) or drained
+
+    mine.idle(queue(drained=False))  # more messages wait: the next batch goes on with them
+    assert asked == [False] and "release" not in mine.table.writes_by
+    mine.idle(queue(drained=True))
+    assert asked == [False, True] and mine.table.writes_by["release"] == 3
+    item = lanes_in_item(dynamodb)
+    leased = [name for name, value in item.items() if name.startswith("u") and value != "0"]
+    assert len(leased) == 1  # only the other's lane is still leased
+    # The other, which takes them, sends its next calls a quarter window apart again.
+    sends = [call(other, clock) for _ in range(4)]
+    assert [round(b - a, 3) for a, b in itertools.pairwise(sends)] == [0.25] * 3
+
+
+def test_an_invocation_that_ends_alone_on_the_account_keeps_its_lanes_without_asking_sqs(
+    dynamodb: Any,
+):
+    clock = Clock()
+    alone = limiter(dynamodb, clock)
+    for _ in range(3):
+        call(alone, clock)
+    asked: list[int] = []
+    alone.idle(lambda: asked.append(1) or True)
+    assert asked == [] and "release" not in alone.table.writes_by
+
+
+@pytest.mark.long(3)
+def test_a_process_waiting_on_its_own_answers_takes_lanes_given_back_before_their_leases_end(
+    dynamodb: Any,
+):
+    """On the wall clock: while its threads wait on its own lanes' answers, a process still
+    reads the item (every half window while others lease lanes), so the lanes an environment
+    gives back at a burst's end carry its calls before the old leases would have run out."""
+    finished, working = (
+        SharedRateLimiter(dynamodb, RATE_BUDGET_TABLE, "acct", "default", 4.0) for _ in range(2)
+    )
+    for _ in range(2):  # the finished environment's last batch, on two lanes
+        finished.acquire()
+        assert finished.on_time()
+        finished.answered()
+    start = time.time()
+    sends: list[float] = []
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while time.time() - start < 2.0:
+                working.acquire(max_wait_s=10.0)
+                assert working.on_time()
+                sends.append(time.time())
+                time.sleep(ANSWER_S)
+                working.answered()
+        except BaseException as exc:  # (a thread's failure fails the test)
+            failures.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(10)]  # a batch of ten
+    for worker in workers:
+        worker.start()
+    time.sleep(0.3)
+    finished.idle(lambda: True)  # its queue is drained: the two lanes go back
+    for worker in workers:
+        worker.join(timeout=30)
+    assert not failures
+    print(
+        "DBG",
+        finished.table.writes_by,
+        working.table.writes_by,
+        working.table.calls,
+        [round(a - start, 2) for a in sorted(sends)],
+    )
+    assert working.table.writes_by["claim"] == 4  # its own two, then the two given back
+    # The second second holds the full rate, 4 calls (2 on the lanes it began with): the
+    # old leases would have run for two more seconds.
+    second_second = [at for at in sends if start + 1.0 <= at < start + 2.0]
+    assert len(second_second) >= 3
+    sends.sort()
+    assert all(b - a >= 1.0 for a, b in zip(sends, sends[4:], strict=False))

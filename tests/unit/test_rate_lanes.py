@@ -27,6 +27,7 @@ from imgix_autoadder.rate.lanes import (
     lease,
     park,
     released_when_idle,
+    says_waiting,
     says_waiting_again_after,
     soonest_claim,
 )
@@ -164,10 +165,45 @@ def test_an_ended_invocation_keeps_its_leases_unless_somebody_waits():
         1: Held(T0 + renewed_ms, T0 + DEFAULT.window_ms + GUARD_MS),
         2: Held(T0 + 2000, T0 + 900, busy=True),  # (never: a call still out)
     }
-    assert released_when_idle(held, T0, lambda now: False) == []
-    assert released_when_idle(held, T0, lambda now: True) == [0, 1]
+    lanes = {0: Lane("me", T0 + 2000, 0), 1: Lane("me", T0 + renewed_ms, 0)}
+    assert released_when_idle(held, lambda: lanes, "me", T0, lambda now: False) == []
+    assert released_when_idle(held, lambda: lanes, "me", T0, lambda now: True) == [0, 1]
     # A kept lease holds a lane from a newcomer within its pacing wait (10 s by default).
     assert renewed_ms + LATE_ANSWER_S * 1000 + DEFAULT.window_ms < 10_000
+
+
+def test_an_ended_invocation_whose_queue_is_drained_gives_its_lanes_to_others_still_working():
+    """The burst's tail: environments that finished would keep their leases (no next batch
+    comes to use them) while the others' last batches run on a few lanes."""
+    held = {0: Held(T0 + 2000, T0 + 900), 1: Held(T0 + 2000, T0 + 900)}
+    mine = {0: Lane("me", T0 + 2000, 0), 1: Lane("me", T0 + 2000, 0)}
+    working = {**mine, 2: Lane("other", T0 + 1500, 0)}
+    finished = {**mine, 2: Lane("other", T0 - 1, 0)}  # the other's lease ran out
+    asked: list[int] = []
+
+    def drained() -> bool:
+        asked.append(1)
+        return True
+
+    def nobody_waits(now: int) -> bool:
+        return False
+
+    assert released_when_idle(held, lambda: working, "me", T0, nobody_waits, drained) == [0, 1]
+    assert released_when_idle(held, lambda: working, "me", T0, nobody_waits, lambda: False) == []
+    assert asked == [1]
+    # Alone on the account, or with nothing idle, it keeps them, and SQS is not asked.
+    assert released_when_idle(held, lambda: finished, "me", T0, nobody_waits, drained) == []
+    busy = {index: Held(lane.until_ms, lane.ready_ms, busy=True) for index, lane in held.items()}
+    assert released_when_idle(busy, lambda: working, "me", T0, nobody_waits, drained) == []
+    assert asked == [1]
+
+
+def test_a_caller_with_no_lane_says_it_waits_only_on_others_leases_of_windows():
+    others = {0: Lane("other", T0 + 1000, 0)}
+    assert says_waiting(others, T0, "me", DEFAULT)
+    assert not says_waiting({0: Lane("other", T0 - 1, 0)}, T0, "me", DEFAULT)
+    assert not says_waiting({0: Lane("me", T0 + 1000, 0)}, T0, "me", DEFAULT)
+    assert not says_waiting(others, T0, "me", Limit.per_second(10 / 60))  # one-call leases
 
 
 def test_waiters_say_so_again_at_different_ages_of_the_last_word_and_name_themselves():

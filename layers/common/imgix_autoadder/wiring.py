@@ -178,6 +178,7 @@ def build_indexer_batch(
 ) -> IndexerBatchHandler:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from imgix_autoadder.core.backlog import Backlog
     from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
     from imgix_autoadder.indexing.batch import IndexerBatchHandler
     from imgix_autoadder.indexing.indexer import Indexer
@@ -214,6 +215,7 @@ def build_indexer_batch(
         logger,
         metrics,
         reserve_s=settings.handler_reserve_s,
+        backlog=Backlog(sqs, settings.events_queue_url),
     )
 
 

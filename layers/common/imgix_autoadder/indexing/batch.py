@@ -17,6 +17,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from imgix_autoadder.core import invocation
+from imgix_autoadder.core.backlog import Backlog
 from imgix_autoadder.core.dead_letters import DeadLetterQueue, Redelivery
 from imgix_autoadder.imgix.errors import ImgixAuthError, ImgixError, ImgixUnavailable
 from imgix_autoadder.indexing.coalesce import parse_or_poison
@@ -51,8 +53,10 @@ class IndexerBatchHandler:
         logger: Logger,
         metrics: Metrics,
         reserve_s: float,
+        backlog: Backlog | None = None,
     ) -> None:
         self._make_indexer = make_indexer
+        self._backlog = backlog
         self._indexer: Indexer | None = None
         self._dead_letters = dead_letters
         self._redelivery = redelivery
@@ -73,6 +77,8 @@ class IndexerBatchHandler:
         deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
         deadline -= self._reserve_s
         records = event.get("Records") or []
+        if self._backlog is not None:
+            invocation.queue_drained_by(self._backlog.drained)
         bodies = {r.get("messageId", ""): r.get("body", "") for r in records}
         try:
             indexer = self._ready_indexer(context)

@@ -1,7 +1,8 @@
 """One rate budget per imgix account and limit class, shared through DynamoDB by every
 caller (indexer environments, backfill, uploads, other stacks): the limit's lanes
 (rate/lanes.py: the design, its constants), leased by each process for its calls, in one
-item per account and class (rate/lane_table.py). Within a process, sends are spread
+item per account and class (rate/lane_table.py); what a process knows and holds of it is
+rate/holdings.py. Within a process, sends are spread
 window/N apart; a call waits for the soonest lane, held or claimed for it; one thread at a
 time watches the item for lanes others hold. A caller that only takes idle lanes (the
 backfill) claims only a lane free now, holds at most one and releases it after each call.
@@ -9,20 +10,20 @@ backfill) claims only a lane free now, holds at most one and releases it after e
 
 from __future__ import annotations
 
+import functools
 import random
-import threading
-import time
-import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from imgix_autoadder.rate import lanes as rules
-from imgix_autoadder.rate.lane_table import LaneTable
-from imgix_autoadder.rate.lanes import POLL_SPREAD_WINDOWS, POLL_WINDOWS, Held, Lane, Limit
+from imgix_autoadder.rate.holdings import Holdings
+from imgix_autoadder.rate.lanes import (
+    POLL_SPREAD_WINDOWS,
+    POLL_WINDOWS,
+    Held,
+    Lane,
+    QueueDrained,
+    cannot_say,
+)
 from imgix_autoadder.rate.pacing import SlotTooLate
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_LOST_RACES = 40
 FRESH_VIEW_MS = 50  # a claim on an older view of the item reads it first (a lost race is a write)
@@ -30,34 +31,8 @@ AFTER_THE_CLAIM = (-1, -1)  # a claim would carry this call sooner, once the one
 WAIT_STEP_S = 1.0  # a thread waiting for its own lanes' answers looks again at least this often
 
 
-class SharedRateLimiter:
+class SharedRateLimiter(Holdings):
     """The Pacer interface (acquire, on_time, answered, throttled) over shared lanes."""
-
-    def __init__(
-        self,
-        dynamodb: DynamoDBClient,
-        table: str,
-        account: str,
-        limit_class: str,
-        per_second: float,
-        idle_only: bool = False,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._limit = Limit.per_second(per_second)
-        key, count = f"{account}#{limit_class}", self._limit.count
-        self.table = LaneTable(dynamodb, table, key, count, clock)  # public: the bench counts
-        self._idle_only = idle_only
-        self._clock = clock
-        self._sleep = sleep
-        self._me = uuid.uuid4().hex[:16]
-        self._lanes: dict[int, Lane] = {index: Lane() for index in range(self._limit.count)}
-        self._held: dict[int, Held] = {}
-        self._claiming: set[int] = set()
-        self._polling = False  # a thread of this process sleeps to read the item
-        self._sends: list[int] = []  # this process's booked send times, recent and to come
-        self._cond = threading.Condition()
-        self._mine = threading.local()  # .lane: this thread's call's lane; .last: its last
 
     @property
     def interval_s(self) -> float:
@@ -148,30 +123,16 @@ class SharedRateLimiter:
                 self._held[lane] = Held(until, held.ready_ms)
                 self._cond.notify_all()
 
-    def idle(self) -> None:
+    def idle(self, queue_drained: QueueDrained = cannot_say) -> None:
         """The invocation is over: `released_when_idle` go back, rather than lapse."""
-        now = self._now_ms()
-        with self._cond:
-            snapshot = dict(self._held)  # (the item is read, if need be, outside the lock)
-        going = rules.released_when_idle(snapshot, now, lambda at: self._wanted(at, True))
+        with self._cond:  # (the item is read, if need be, outside the lock)
+            mine, now = dict(self._held), self._now_ms()
+        wanted = functools.partial(self._wanted, read=True)
+        going = rules.released_when_idle(mine, self._known, self._me, now, wanted, queue_drained)
         with self._cond:
             idle = {index: self._held.pop(index) for index in going if index in self._held}
         for index, held in idle.items():
             self._release(index, held)
-
-    def _say_waiting(self, now: int) -> None:
-        """Holding no lane while others lease theirs: say so (`w`; not for one-call leases,
-        which nobody keeps)."""
-        with self._cond:
-            lanes, busy = dict(self._lanes), self._idle_only or bool(self._held)
-        if busy or self._limit.one_call_leases or not rules.leased_by_others(lanes, now, self._me):
-            return
-        self.table.want(now, rules.says_waiting_again_after(self._me, self._limit), self._me)
-
-    def _wanted(self, now: int, read: bool = False) -> bool:  # did a caller find none lately?
-        if read:
-            self._remember(self.table.read())
-        return self.table.wanted(now, self._limit.window_ms)
 
     def throttled(self) -> None:
         """A 429 for this thread's last call (an outside user's doing): park its lane."""
@@ -234,10 +195,8 @@ class SharedRateLimiter:
         return first, claim_at
 
     def _wait_for_a_lane(self, now: int, latest: int, in_flight: bool, held_at: int | None) -> None:
-        """Nothing to take or claim: wait for this process's answers, or read the item every
-        half window, or SlotTooLate if nothing comes by `latest`. Lanes others lease may come
-        back before their leases end (their invocations end, or a lease ends while this
-        caller waits): a caller waits for them until `latest`."""
+        """Nothing to take or claim: wait for this process's answers or read the item (others'
+        lanes may come back before their leases end), or SlotTooLate if none by `latest`."""
         with self._cond:
             others = {i: lane for i, lane in self._lanes.items() if i not in self._held}
         contested = self._wanted(now)
@@ -250,15 +209,19 @@ class SharedRateLimiter:
             raise SlotTooLate(max(0, soonest - now) / 1000.0)
         if in_flight and now >= latest:
             raise SlotTooLate(0.0)
-        until = min(latest, change or latest, now + round(POLL_WINDOWS * self._limit.window_ms))
+        poll_ms = round(POLL_WINDOWS * self._limit.window_ms)
+        until = min(latest, change or latest, now + poll_ms)
+        # Lanes given back at a burst's end (rules.released_when_idle) are worth a look, too.
+        look = in_flight and early and now - self.table.seen_ms > poll_ms
         with self._cond:  # one thread polls; the rest wait for it or for their own answers
-            if in_flight or self._polling:
+            if self._polling or (in_flight and not look):
                 self._cond.wait(timeout=max(0.001, min(WAIT_STEP_S, (until - now) / 1000.0)))
                 return
             self._polling = True
         try:
-            spread = random.uniform(0, POLL_SPREAD_WINDOWS * self._limit.window_ms)
-            self._sleep(min(until - now + spread, max(0, latest - now)) / 1000.0)  # by latest
+            if not in_flight:
+                spread = random.uniform(0, POLL_SPREAD_WINDOWS * self._limit.window_ms)
+                self._sleep(min(until - now + spread, max(0, latest - now)) / 1000.0)
             self._remember(self.table.read())
             self._say_waiting(self._now_ms())
         finally:
@@ -298,21 +261,3 @@ class SharedRateLimiter:
                     self._sends.remove(send_at)
                 self._cond.notify_all()
         return won, granted
-
-    def _release(self, index: int, held: Held) -> None:
-        """The lane is anybody's from `ready_ms` (its last call's answer plus a window)."""
-        with self._cond:
-            lane = self._lanes[index]
-        released = Lane(self._me, 0, held.ready_ms, lane.parked_until_ms, lane.parked_at_ms)
-        if self.table.write(index, released, self._me, "release", held.until_ms):
-            with self._cond:
-                self._lanes[index] = released
-
-    def _remember(self, lanes: dict[int, Lane]) -> None:
-        with self._cond:
-            for index, lane in lanes.items():
-                if index not in self._held:  # what this process holds, it knows best
-                    self._lanes[index] = lane
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)

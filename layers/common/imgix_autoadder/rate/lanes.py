@@ -14,8 +14,10 @@ round trip per window (0.93 of the limit at a 75 ms mean round trip, 0.98 on loo
 Who holds a lane: a caller (one process) *leases* it with one conditional write and uses
 it for as many calls as fit in the lease, with no DynamoDB call. At the lease's end, or
 when an invocation ends (core/invocation.py), it *releases* the lane, with its exact free
-time, if a caller has said it waits for one (the item's `w`); if nobody waits, it renews
-the lease instead (one write) or keeps it. A process frozen mid-lease (a Lambda
+time, if a caller has said it waits for one (the item's `w`), or, at an invocation's end,
+if others lease lanes and the function's queue is drained (core/backlog.py: no next batch
+may come to use the lane while the others finish a burst); else it renews the lease (one
+write) or keeps it. A process frozen mid-lease (a Lambda
 environment between invocations) writes nothing: its lane is free LATE_ANSWER_S after the
 lease, at worst.
 
@@ -81,6 +83,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+QueueDrained = Callable[[], bool]  # whether the caller's queue holds nothing more (SQS)
 
 GUARD_MS = 5
 LEASE_WINDOWS = 4
@@ -173,14 +177,30 @@ def best_held(
     return best, soonest
 
 
+def cannot_say() -> bool:
+    """Without a way to ask its queue, a caller never takes it for drained: it keeps lanes."""
+    return False
+
+
 def released_when_idle(
-    held: dict[int, Held], now_ms: int, wanted: Callable[[int], bool]
+    held: dict[int, Held],
+    lanes: Callable[[], dict[int, Lane]],
+    me: str,
+    now_ms: int,
+    wanted: Callable[[int], bool],
+    queue_drained: QueueDrained = cannot_say,
 ) -> list[int]:
     """The lanes a process gives back when its invocation ends: every idle one if somebody
-    waits for a lane (`wanted`, which may read the item), else none (its next invocation
-    goes on with them)."""
+    waits for a lane (`wanted`, which may read the item), or if others lease `lanes` (as
+    known once `wanted` is asked) while its queue holds nothing more (`queue_drained`, asked
+    last: an SQS call), since no next batch may come to use them while the others finish;
+    else none (its next invocation goes on with them)."""
     idle = [index for index, lane in held.items() if not lane.busy]
-    return idle if idle and wanted(now_ms) else []
+    if not idle:
+        return []
+    if wanted(now_ms) or (leased_by_others(lanes(), now_ms, me) and queue_drained()):
+        return idle
+    return []
 
 
 def free_after_answer(answered_ms: int, limit: Limit) -> int:
@@ -237,6 +257,12 @@ def soonest_claim(
     times = [claimable_at(lane, me, contested) for lane in lanes.values()]
     later = [at for at in times if at > now_ms]
     return min(later) if later else None
+
+
+def says_waiting(lanes: dict[int, Lane], now_ms: int, me: str, limit: Limit) -> bool:
+    """Whether `me`, holding no lane, says it waits (the item's `w`): when others lease
+    lanes, and not for one-call leases, which nobody keeps."""
+    return not limit.one_call_leases and leased_by_others(lanes, now_ms, me)
 
 
 def says_waiting_again_after(me: str, limit: Limit) -> int:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+from imgix_autoadder.rate.lanes import QueueDrained, cannot_say
+
 
 class SlotTooLate(Exception):
     """The next slot comes later than the caller can wait; nothing was taken."""
@@ -28,7 +30,7 @@ class Pacer(Protocol):
     def on_time(self) -> bool: ...
     def answered(self) -> None: ...
     def throttled(self) -> None: ...
-    def idle(self) -> None: ...
+    def idle(self, queue_drained: QueueDrained = cannot_say) -> None: ...
 
 
 class RateLimiter:
@@ -64,7 +66,7 @@ class RateLimiter:
     def answered(self) -> None:
         """In-process pacing spaces sends; it does not wait for answers."""
 
-    def idle(self) -> None:
+    def idle(self, queue_drained: QueueDrained = cannot_say) -> None:
         """In-process pacing holds nothing that others could use."""
 
     def acquire(self, max_wait_s: float | None = None, late_s: float = 0.0) -> float:
@@ -99,10 +101,10 @@ class Pacers:
     purge: Pacer
     get_asset: Pacer = field(default_factory=lambda: RateLimiter(0))
 
-    def idle(self) -> None:
-        """The invocation is over: every class gives back what it holds."""
+    def idle(self, queue_drained: QueueDrained = cannot_say) -> None:
+        """The invocation is over: every class gives back what it should not keep."""
         for limit in fields(self):
-            getattr(self, limit.name).idle()
+            getattr(self, limit.name).idle(queue_drained)
 
     def class_of(self, pacer: Pacer) -> str:
         """The limit class a pacer stands for (a field name)."""
@@ -166,8 +168,8 @@ class Patient:
     def answered(self) -> None:
         self._pacer.answered()
 
-    def idle(self) -> None:
-        self._pacer.idle()
+    def idle(self, queue_drained: QueueDrained = cannot_say) -> None:
+        self._pacer.idle(queue_drained)
 
     def throttled(self) -> None:
         self._pacer.throttled()
