@@ -66,6 +66,16 @@ def call(budget: SharedRateLimiter, clock: Clock, **kw: Any) -> float:
     return sent
 
 
+def call_on_the_wall_clock(budget: SharedRateLimiter) -> float:
+    """`call` for threads on the real clock: a 10-s pacing wait, an answer ANSWER_S later."""
+    budget.acquire(max_wait_s=10.0)
+    assert budget.on_time()
+    sent = time.time()
+    time.sleep(ANSWER_S)
+    budget.answered()
+    return sent
+
+
 def lanes_in_item(dynamodb: Any, account: str = "acct") -> dict[str, str]:
     item = dynamodb.get_item(TableName=RATE_BUDGET_TABLE, Key={"id": {"S": f"{account}#default"}})
     return {name: value.get("S", value.get("N", "")) for name, value in item["Item"].items()}
@@ -295,11 +305,7 @@ def test_threads_of_several_processes_on_the_real_clock_never_put_five_sends_in_
         def work() -> None:
             try:
                 for _ in range(2):
-                    budget.acquire(max_wait_s=10.0)
-                    assert budget.on_time()
-                    sends.append(time.time())
-                    time.sleep(ANSWER_S)
-                    budget.answered()
+                    sends.append(call_on_the_wall_clock(budget))
             except BaseException as exc:  # (a thread's failure fails the test)
                 failures.append(exc)
 
@@ -471,11 +477,7 @@ def test_a_process_waiting_on_its_own_answers_takes_lanes_given_back_before_thei
     def work() -> None:
         try:
             while time.time() - start < 2.0:
-                working.acquire(max_wait_s=10.0)
-                assert working.on_time()
-                sends.append(time.time())
-                time.sleep(ANSWER_S)
-                working.answered()
+                sends.append(call_on_the_wall_clock(working))
         except BaseException as exc:  # (a thread's failure fails the test)
             failures.append(exc)
 
@@ -487,13 +489,6 @@ def test_a_process_waiting_on_its_own_answers_takes_lanes_given_back_before_thei
     for worker in workers:
         worker.join(timeout=30)
     assert not failures
-    print(
-        "DBG",
-        finished.table.writes_by,
-        working.table.writes_by,
-        working.table.calls,
-        [round(a - start, 2) for a in sorted(sends)],
-    )
     assert working.table.writes_by["claim"] == 4  # its own two, then the two given back
     # The second second holds the full rate, 4 calls (2 on the lanes it began with): the
     # old leases would have run for two more seconds.
